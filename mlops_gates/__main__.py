@@ -1,0 +1,3 @@
+from mlops_gates.cli import main
+
+main()

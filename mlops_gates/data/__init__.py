@@ -1,0 +1,1 @@
+"""Readers for evaluation data: Parquet, CSV and JSONL as Arrow record batches."""

@@ -1,0 +1,100 @@
+"""Open a dataset as a stream of Arrow record batches, with errors that name the file and the fix."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+
+from mlops_gates.errors import DataError
+from mlops_gates.metrics import suggest
+from mlops_gates.policy import Dataset
+
+BATCH_ROWS = 65_536
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def _check_file(ds: Dataset) -> None:
+    if not ds.path.exists():
+        raise DataError("file not found", where=str(ds.path), hint="check data paths in the policy (relative paths start at the policy's folder)")
+    if ds.path.is_dir():
+        raise DataError("is a folder, not a file", where=str(ds.path), hint="point the policy at one Parquet, CSV or JSONL file")
+    if ds.path.stat().st_size == 0:
+        raise DataError("file is empty", where=str(ds.path), hint="write the evaluation rows to it, or fix the path")
+
+
+def column_names(ds: Dataset) -> list[str]:
+    """The file's columns, read without loading its rows."""
+    _check_file(ds)
+    try:
+        if ds.format == "parquet":
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(ds.path).names)
+        if ds.format == "csv":
+            import pyarrow.csv as pcsv
+
+            with pcsv.open_csv(ds.path) as r:
+                return list(r.schema.names)
+        import pyarrow.json as pjson
+
+        return list(pjson.read_json(ds.path).schema.names)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"cannot read as {ds.format}: {exc}", where=str(ds.path),
+                        hint=f"check that the file is valid {ds.format}, or set data.*.format in the policy") from None
+
+
+def require_columns(ds: Dataset, wanted: list[str], names: list[str]) -> None:
+    missing = [c for c in wanted if c not in names]
+    if missing:
+        parts = []
+        for c in missing:
+            s = suggest(c, names)
+            parts.append(f"'{c}'" + (f" (did you mean '{s}'?)" if s else ""))
+        raise DataError(
+            f"missing column{'s' if len(missing) > 1 else ''} {', '.join(parts)}",
+            where=str(ds.path),
+            hint=f"fix the column names in the policy's 'columns' section; the file has: {', '.join(names[:30])}",
+        )
+
+
+def iter_batches(ds: Dataset, columns: list[str]) -> Iterator[pa.RecordBatch]:
+    """Yield record batches holding only `columns`; a malformed file raises DataError, never a traceback."""
+    _check_file(ds)
+    try:
+        if ds.format == "parquet":
+            import pyarrow.parquet as pq
+
+            yield from pq.ParquetFile(ds.path).iter_batches(batch_size=BATCH_ROWS, columns=columns)
+        elif ds.format == "csv":
+            import pyarrow.csv as pcsv
+
+            with pcsv.open_csv(
+                ds.path,
+                read_options=pcsv.ReadOptions(block_size=1 << 22),
+                convert_options=pcsv.ConvertOptions(include_columns=columns),
+            ) as reader:
+                yield from reader
+        else:
+            import pyarrow.json as pjson
+
+            yield from pjson.read_json(ds.path).select(columns).to_batches(BATCH_ROWS)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+        raise DataError(f"cannot read as {ds.format}: {exc}", where=str(ds.path),
+                        hint="every row needs the same columns; fix the file or set data.*.format in the policy") from None
+
+
+def read_table(ds: Dataset, columns: list[str]) -> pa.Table:
+    batches = list(iter_batches(ds, columns))
+    if not batches:
+        raise DataError("has no rows", where=str(ds.path), hint="write the rows to it, or fix the path")
+    return pa.Table.from_batches(batches)

@@ -1,0 +1,1 @@
+"""Gate families: one module each, one interface (gates.base), one registry (gates.registry)."""

@@ -1,0 +1,242 @@
+"""The gate interface: results with intervals, and how a test on an interval becomes a status."""
+
+from __future__ import annotations
+
+import enum
+import math
+import zlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mlops_gates.policy import GateSpec, Policy
+from mlops_gates.stats.collect import EvalStats
+from mlops_gates.stats.compute import Resampled, resample
+
+
+class Status(str, enum.Enum):
+    PASS = "PASS"
+    WARN = "WARN"
+    INCONCLUSIVE = "INCONCLUSIVE"
+    FAIL = "FAIL"
+    ERROR = "ERROR"
+    SKIP = "SKIP"
+
+
+# How bad each status is when a gate summarises its metrics.
+RANK = {Status.SKIP: 0, Status.PASS: 1, Status.WARN: 2, Status.INCONCLUSIVE: 3, Status.ERROR: 4, Status.FAIL: 5}
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    metric: str
+    scope: str  # "overall", "sex=Female", "sex (between groups)", ...
+    status: Status
+    value: float | None
+    ci: tuple[float, float] | None
+    n: int
+    comparator: str | None = None
+    threshold: float | None = None
+    baseline: float | None = None  # the baseline's value, for comparisons
+    p_value: float | None = None  # bootstrap p-value that the metric is on the bad side
+    adjusted_p: float | None = None
+    severity: str = "fail"
+    note: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["status"] = self.status.value
+        d["ci"] = list(self.ci) if self.ci else None
+        return {k: _clean(v) for k, v in d.items()}
+
+
+@dataclass(frozen=True)
+class GateResult:
+    name: str
+    type: str
+    status: Status
+    reason: str
+    metrics: tuple[MetricResult, ...] = ()
+    details: dict[str, Any] = field(default_factory=dict)
+    correction: str = "none"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "status": self.status.value,
+            "reason": self.reason,
+            "correction": self.correction,
+            "metrics": [m.to_json() for m in self.metrics],
+            "details": _clean(self.details),
+        }
+
+
+def _clean(v: Any) -> Any:
+    """JSON-safe: NaN -> None (undefined), numpy scalars -> Python, floats rounded to 12 significant digits."""
+    if isinstance(v, dict):
+        return {str(k): _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        f = float(v)
+        return None if math.isnan(f) or math.isinf(f) else float(f"{f:.12g}")
+    return v
+
+
+@dataclass
+class Context:
+    """What every gate sees: the policy, the statistics, and shared bootstrap resamples."""
+
+    policy: Policy
+    stats: EvalStats
+    _cache: dict[tuple[Any, ...], Resampled] = field(default_factory=dict)
+
+    def resampled(self, names: tuple[str, ...], unit: str = "row") -> Resampled:
+        key = (names, unit)
+        if key not in self._cache:
+            s = self.policy.settings
+            seed = (s.seed * 1_000_003 + zlib.crc32(repr(key).encode())) % (2**32)
+            self._cache[key] = resample(self.stats, names, s.replicates, seed, unit)
+        return self._cache[key]
+
+
+# ------------------------------------------------------------------ judging
+@dataclass
+class Test:
+    """A metric with its replicates, before the gate decides its status."""
+
+    metric: str
+    scope: str
+    values: np.ndarray  # [point, replicate 1..R]
+    n: int
+    op: str | None
+    threshold: float | None
+    severity: str
+    baseline: float | None = None
+    note: str | None = None
+    forced: Status | None = None  # a status decided before judging (insufficient group, undefined value)
+    exact: bool = False  # a fact about this file (a count), judged on its value; its interval is [value, value]
+
+
+_GOOD: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
+    ">=": lambda x, t: x >= t,
+    ">": lambda x, t: x > t,
+    "<=": lambda x, t: x <= t,
+    "<": lambda x, t: x < t,
+}
+
+
+def interval(values: np.ndarray, confidence: float) -> tuple[float, float] | None:
+    reps = values[1:]
+    reps = reps[~np.isnan(reps)]
+    if len(reps) == 0:
+        return None
+    a = (1 - confidence) / 2
+    lo, hi = np.quantile(reps, [a, 1 - a])
+    return float(lo), float(hi)
+
+
+def adjust(p: list[float], method: str) -> list[float]:
+    """Holm (family-wise error) or Benjamini-Hochberg (false discovery rate) adjusted p-values."""
+    m = len(p)
+    if method == "none" or m <= 1:
+        return list(p)
+    order = np.argsort(p)
+    ps = np.asarray(p, dtype=float)[order]
+    if method == "holm":
+        adj = np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * ps))
+    else:
+        adj = np.minimum.accumulate((m / np.arange(1, m + 1) * ps)[::-1])[::-1]
+        adj = np.minimum(adj, 1.0)
+    out = np.empty(m)
+    out[order] = adj
+    return out.tolist()
+
+
+def judge(tests: list[Test], policy: Policy) -> list[MetricResult]:
+    """Turn tests into statuses: interval wholly good -> PASS, wholly bad -> FAIL, straddling -> INCONCLUSIVE.
+
+    The p-value of a test is the share of bootstrap replicates on the bad side; with a correction, PASS
+    needs the adjusted p-value below (1 - confidence) / 2, so a gate of many tests promotes no more often
+    by chance than a gate of one.
+    """
+    s = policy.settings
+    alpha = (1 - s.confidence) / 2
+    p_bad: list[float] = []
+    p_good: list[float] = []
+    judged = [t for t in tests if t.forced is None and t.op is not None and not t.exact and not np.isnan(t.values[0])]
+    for t in judged:
+        reps = t.values[1:]
+        reps = reps[~np.isnan(reps)]
+        good = _GOOD[t.op](reps, t.threshold) if len(reps) else np.zeros(0, bool)
+        p_bad.append(float((~good).mean()) if len(reps) else 1.0)
+        p_good.append(float(good.mean()) if len(reps) else 1.0)
+    adj = adjust(p_bad, s.correction)
+    verdicts: dict[int, tuple[Status, float, float]] = {}
+    for i, t in enumerate(judged):
+        if s.decision_mode == "point":
+            st = Status.PASS if _GOOD[t.op](np.array([t.values[0]]), t.threshold)[0] else Status.FAIL  # type: ignore[index]
+        elif adj[i] < alpha:
+            st = Status.PASS
+        elif p_good[i] < alpha:
+            st = Status.FAIL
+        else:
+            st = Status.INCONCLUSIVE
+        verdicts[id(t)] = (st, p_bad[i], adj[i])
+    out = []
+    for t in tests:
+        point = float(t.values[0])
+        p = a = None
+        if t.forced is not None:
+            st = t.forced
+        elif t.op is None:
+            st = Status.PASS  # reported, not tested
+        elif np.isnan(point):
+            st, t.note = Status.ERROR, t.note or "undefined on this data (0/0); it cannot be judged"
+        elif t.exact:
+            st = Status.PASS if _GOOD[t.op](np.array([point]), t.threshold)[0] else Status.FAIL  # type: ignore[index]
+        else:
+            st, p, a = verdicts[id(t)]
+        if t.severity == "warn" and st in (Status.FAIL, Status.INCONCLUSIVE):
+            st = Status.WARN
+        ci = (point, point) if t.exact else interval(t.values, s.confidence)
+        out.append(
+            MetricResult(t.metric, t.scope, st, None if np.isnan(point) else point, ci, t.n,
+                         t.op, t.threshold, t.baseline, p, a if s.correction != "none" else None, t.severity, t.note)
+        )
+    return out
+
+
+def summarise(name: str, gtype: str, metrics: list[MetricResult], policy: Policy, details: dict[str, Any] | None = None) -> GateResult:
+    if not metrics:
+        return GateResult(name, gtype, Status.ERROR, "the gate produced no metric to judge", (), details or {})
+    worst = max(metrics, key=lambda m: RANK[m.status]).status
+    bad = [m for m in metrics if m.status == worst and worst not in (Status.PASS, Status.SKIP)]
+    if bad:
+        reason = "; ".join(f"{m.metric} [{m.scope}] {describe(m)}" for m in bad[:3]) + (f"; and {len(bad) - 3} more" if len(bad) > 3 else "")
+    else:
+        reason = f"all {len(metrics)} checks passed"
+    return GateResult(name, gtype, worst, reason, tuple(metrics), details or {}, policy.settings.correction)
+
+
+def describe(m: MetricResult) -> str:
+    if m.note and m.value is None:
+        return m.note
+    v = f"{m.value:.4g}" if m.value is not None else "undefined"
+    ci = f" [{m.ci[0]:.4g}, {m.ci[1]:.4g}]" if m.ci else ""
+    thr = f", needs {m.comparator} {m.threshold:.4g}" if m.comparator and m.threshold is not None else ""
+    extra = f" ({m.note})" if m.note else ""
+    return f"= {v}{ci}{thr}{extra}"
+
+
+def insufficient_status(policy: Policy) -> Status:
+    """What the policy does with a group or slice too small to judge."""
+    return {"hold": Status.INCONCLUSIVE, "fail": Status.FAIL, "warn": Status.WARN}[policy.on.insufficient_group]
+
+
+GateFn = Callable[[GateSpec, Context], GateResult]

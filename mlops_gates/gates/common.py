@@ -1,0 +1,57 @@
+"""Model metrics for any gate: the right table, the shared resample, per group when asked."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlops_gates import metrics as M
+from mlops_gates.gates.base import Context
+from mlops_gates.stats.compute import confusion, count_metrics, group_matrix, regression_metrics, score_metrics
+
+SCORE_METRICS = {"roc_auc", "log_loss", "brier", "ece"}
+
+
+def metric_values(ctx: Context, side: str, names: list[str], groupings: list[tuple[int, ...]] | None = None) -> tuple[dict[str, np.ndarray], list, np.ndarray]:
+    """Values of `names` for one model ('c' or 'b'): arrays (1+R,) overall, or (1+R, groups) per group.
+
+    Returns (values, group labels, rows per group or overall).
+    """
+    stats = ctx.stats
+    out: dict[str, np.ndarray] = {}
+    labels: list = []
+    if stats.task == "regression":
+        r = ctx.resampled(("bucket",), unit="bucket")
+        G, labels = group_matrix(stats, r.table.keys["stratum"], groupings) if groupings else (None, [])
+        vals = regression_metrics(r, side, G)
+        n = r.table.n @ G if G is not None else np.array(r.table.n.sum())
+        return {k: vals[k] for k in names if k in vals}, labels, n
+    counts = [k for k in names if k not in SCORE_METRICS]
+    scores = [k for k in names if k in SCORE_METRICS]
+    n = np.array(0)
+    if counts or not scores:
+        r = ctx.resampled(("y", "c", "b"))
+        G, labels = group_matrix(stats, r.table.keys["stratum"], groupings) if groupings else (None, [])
+        C = confusion(r, side, len(stats.classes), G)
+        vals = count_metrics(C)
+        out.update({k: vals[k] for k in counts})
+        n = r.table.n @ G if G is not None else np.array(r.table.n.sum())
+    if scores:
+        if not stats.has_score[side]:
+            raise ValueError(f"{', '.join(scores)} need{'s' if len(scores) == 1 else ''} a score column for the {'candidate' if side == 'c' else 'baseline'}")
+        r = ctx.resampled(("y", "cbin", "bbin"))
+        G, labels = group_matrix(stats, r.table.keys["stratum"], groupings) if groupings else (None, [])
+        vals = score_metrics(r, side, stats.edges, G)
+        for k in scores:
+            if k not in vals:
+                raise ValueError(f"{k} is not available for a {stats.task} task")
+            out[k] = vals[k]
+        n = r.table.n @ G if G is not None else np.array(r.table.n.sum())
+    return out, labels, n
+
+
+def higher_is_better(metric: str) -> bool:
+    return M.ALL[metric].higher_is_better
+
+
+def scope_label(stats_group_columns: tuple[str, ...], grouping: tuple[int, ...], value: tuple) -> str:
+    return ", ".join(f"{stats_group_columns[i]}={'(missing)' if v is None else v}" for i, v in zip(grouping, value, strict=True))

@@ -1,0 +1,21 @@
+"""Gate type -> implementation. A gate that raises becomes ERROR, never a pass and never a crash."""
+
+from __future__ import annotations
+
+from mlops_gates.gates import accuracy, fairness, integrity, regression
+from mlops_gates.gates.base import Context, GateFn, GateResult, Status
+from mlops_gates.policy import GateSpec
+
+GATES: dict[str, GateFn] = {
+    "integrity": integrity.evaluate,
+    "accuracy": accuracy.evaluate,
+    "fairness": fairness.evaluate,
+    "regression": regression.evaluate,
+}
+
+
+def run(spec: GateSpec, ctx: Context) -> GateResult:
+    try:
+        return GATES[spec.type](spec, ctx)
+    except Exception as exc:  # fail closed: report, do not pass
+        return GateResult(spec.name, spec.type, Status.ERROR, f"{type(exc).__name__}: {exc}")

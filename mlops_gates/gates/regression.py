@@ -1,0 +1,100 @@
+"""Regression gate: the candidate against the baseline on the same rows (paired), as non-inferiority tests.
+
+Sign convention: a margin is the largest allowed worsening, never negative. For a metric where higher is
+better the difference candidate - baseline must stay >= -margin; where lower is better, <= +margin. A
+relative margin is a fraction of the baseline's (point) value.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlops_gates import metrics as M
+from mlops_gates.gates.base import Context, GateResult, Status, Test, insufficient_status, judge, summarise
+from mlops_gates.gates.common import metric_values, scope_label
+from mlops_gates.gates.fairness import grouping_name
+from mlops_gates.policy import GateSpec, Margin
+from mlops_gates.stats.compute import group_matrix
+
+
+def mcnemar_p(ctx: Context) -> tuple[float, int, int]:
+    """Exact McNemar test: two-sided binomial test on the rows only one of the two models gets right."""
+    from scipy.stats import binomtest
+
+    t = ctx.stats.cells.groupby(("y", "c", "b"))
+    y, c, b = t.keys["y"], t.keys["c"], t.keys["b"]
+    lost = int(t.n[(b == y) & (c != y)].sum())
+    won = int(t.n[(b != y) & (c == y)].sum())
+    p = binomtest(lost, lost + won, 0.5).pvalue if lost + won else 1.0
+    return float(p), lost, won
+
+
+def _flips(ctx: Context, spec: GateSpec) -> list[Test]:
+    cfg = spec.config["negative_flips"]
+    r = ctx.resampled(("y", "c", "b"))
+    t = r.table
+    flip = t.sums["w"] * ((t.keys["b"] == t.keys["y"]) & (t.keys["c"] != t.keys["y"]))
+    sev = cfg.get("severity", spec.severity)
+    out = [Test("negative_flip_rate", "overall", r.sum(flip) / r.sum(t.sums["w"]), int(t.n.sum()), "<=", cfg["max_rate"], sev)]
+    if cfg.get("per_group"):
+        from mlops_gates.gates.fairness import groupings_for
+
+        cols = ctx.stats.group_columns
+        G, labels = group_matrix(ctx.stats, t.keys["stratum"], groupings_for(spec, ctx))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per = r.sum(flip, G) / r.sum(t.sums["w"], G)
+        ns = t.n @ G
+        min_n = ctx.policy.settings.min_group_size
+        for j, (g, v) in enumerate(labels):
+            small = ns[j] < min_n
+            out.append(Test("negative_flip_rate", scope_label(cols, g, v), per[:, j], int(ns[j]), "<=", cfg["max_rate"], sev,
+                            note=f"insufficient evidence: {int(ns[j])} rows < min_group_size {min_n}" if small else None,
+                            forced=insufficient_status(ctx.policy) if small else None))
+    return out
+
+
+def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
+    policy, stats = ctx.policy, ctx.stats
+    if not stats.has_baseline:
+        action = policy.on.missing_baseline
+        status = {"hold": Status.INCONCLUSIVE, "reject": Status.FAIL, "skip": Status.SKIP}[action]
+        return GateResult(spec.name, spec.type, status, f"no baseline predictions to compare with (on.missing_baseline: {action})")
+    tests: list[Test] = []
+    details: dict = {}
+    overall = [m for m in spec.margins if M.ALL[m.metric].kind == "overall"]
+    fair = [m for m in spec.margins if M.ALL[m.metric].kind == "fairness"]
+    if overall:
+        names = list(dict.fromkeys(m.metric for m in overall))
+        cand, _, n = metric_values(ctx, "c", names)
+        base, _, _ = metric_values(ctx, "b", names)
+        for m in overall:
+            tests.append(_paired(m, cand[m.metric], base[m.metric], int(n)))
+    if fair:
+        from mlops_gates.gates.fairness import fairness_values, group_counts, groupings_for
+
+        for grouping in groupings_for(spec, ctx):
+            labels, counts = group_counts(ctx, grouping)
+            keep = counts["rows"] >= policy.settings.min_group_size
+            for m in fair:
+                if keep.sum() < 2:
+                    tests.append(Test(m.metric, grouping_name(ctx, grouping), np.array([np.nan]), 0, None, None, m.severity,
+                                      note="fewer than two groups with enough rows", forced=Status.INCONCLUSIVE))
+                    continue
+                c = fairness_values(ctx, "c", grouping, m.metric, keep)
+                b = fairness_values(ctx, "b", grouping, m.metric, keep)
+                tests.append(_paired(m, c, b, int(counts["rows"][keep].sum()), grouping_name(ctx, grouping)))
+    if "negative_flips" in spec.config:
+        tests += _flips(ctx, spec)
+    if stats.task != "regression":
+        p, lost, won = mcnemar_p(ctx)
+        details["mcnemar"] = {"p_value": p, "baseline_right_candidate_wrong": lost, "baseline_wrong_candidate_right": won}
+    return summarise(spec.name, spec.type, judge(tests, policy), policy, details)
+
+
+def _paired(m: Margin, cand: np.ndarray, base: np.ndarray, n: int, scope: str = "overall") -> Test:
+    """Judge the paired difference candidate - baseline against the margin, on the side the metric improves."""
+    allowed = m.value if m.kind == "absolute" else m.value * abs(float(base[0]))
+    up = M.ALL[m.metric].higher_is_better
+    note = None if m.kind == "absolute" else f"relative margin {m.value:g} x baseline {float(base[0]):.4g}"
+    return Test(f"{m.metric} (candidate - baseline)", scope, cand - base, n, ">=" if up else "<=", -allowed if up else allowed,
+                m.severity, baseline=float(base[0]), note=note)

@@ -1,0 +1,375 @@
+"""gates.yml -> schema validation (every problem, with its line) -> frozen, typed policy."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlops_gates import metrics as M
+from mlops_gates.errors import PolicyError
+
+MAX_POLICY_BYTES = 1 << 20
+Problem = tuple[str, str, "str | None"]
+
+
+# ---------------------------------------------------------------- typed policy
+@dataclass(frozen=True)
+class Dataset:
+    path: Path
+    format: str
+
+
+@dataclass(frozen=True)
+class ModelColumns:
+    prediction: str | None
+    score: tuple[str, ...]  # empty: no scores; one column (binary) or one per class (multiclass)
+
+
+@dataclass(frozen=True)
+class Columns:
+    label: str
+    candidate: ModelColumns
+    baseline: ModelColumns | None
+    sensitive: tuple[str, ...]
+    slices: tuple[str, ...]
+    weight: str | None
+    features: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
+class Settings:
+    confidence: float = 0.95
+    replicates: int = 2000
+    seed: int = 0
+    decision_mode: str = "interval"
+    correction: str = "none"
+    score_bins: int = 200
+    threshold: float = 0.5
+    min_group_size: int = 30
+    min_group_positives: int = 5
+
+
+@dataclass(frozen=True)
+class OnOutcome:
+    error: str = "reject"
+    inconclusive: str = "hold"
+    missing_baseline: str = "hold"
+    insufficient_group: str = "hold"
+    missing_group: str = "hold"
+
+
+@dataclass(frozen=True)
+class Threshold:
+    metric: str
+    op: str
+    value: float
+    severity: str
+
+
+@dataclass(frozen=True)
+class Margin:
+    metric: str
+    kind: str  # "absolute" or "relative"
+    value: float
+    severity: str
+
+
+@dataclass(frozen=True)
+class GateSpec:
+    type: str
+    name: str
+    severity: str
+    config: dict[str, Any] = field(hash=False, compare=False)
+    thresholds: tuple[Threshold, ...] = ()
+    margins: tuple[Margin, ...] = ()
+
+
+@dataclass(frozen=True)
+class Policy:
+    path: Path
+    digest: str
+    task: str
+    positive_label: Any
+    classes: tuple[Any, ...]
+    eval_data: Dataset
+    reference: Dataset | None
+    training: Dataset | None
+    columns: Columns
+    settings: Settings
+    on: OnOutcome
+    gates: tuple[GateSpec, ...]
+
+
+# ---------------------------------------------------------------- YAML with line numbers
+class _NoAliasLoader(yaml.SafeLoader):
+    """Refuses aliases, so a hostile file cannot expand without limit (billion laughs)."""
+
+    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.MarkedYAMLError(
+                problem="anchors and aliases (*name) are not allowed in a policy; write the values out",
+                problem_mark=event.start_mark,
+            )
+        return super().compose_node(parent, index)
+
+
+# YAML 1.2 booleans: only true/false. YAML 1.1 would read the key `on:` (and yes/no/off) as a boolean.
+_NoAliasLoader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"] for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_NoAliasLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
+def _to_python(loader: yaml.SafeLoader, node: yaml.Node, path: str, lines: dict[str, int], problems: list[Problem]) -> Any:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            child = f"{path}.{key}" if path else str(key)
+            if key in out:
+                problems.append((f"line {key_node.start_mark.line + 1}: {child}", "key appears twice", "keep one of them"))
+            out[key] = _to_python(loader, value_node, child, lines, problems)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_to_python(loader, n, f"{path}[{i}]", lines, problems) for i, n in enumerate(node.value)]
+    return loader.construct_object(node, deep=True)
+
+
+def read_yaml(path: Path) -> tuple[Any, dict[str, int], bytes]:
+    """Parse a policy file; returns the data, a map from dotted path to line, and the raw bytes."""
+    file = str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise PolicyError([("file", "not found", "pass --policy PATH to an existing gates.yml")], file=file) from None
+    except OSError as exc:
+        raise PolicyError([("file", f"cannot be read: {exc.strerror}", None)], file=file) from None
+    if len(raw) > MAX_POLICY_BYTES:
+        raise PolicyError([("file", f"is {len(raw)} bytes; a policy may be at most {MAX_POLICY_BYTES}", None)], file=file)
+    if not raw.strip():
+        raise PolicyError([("file", "is empty", "start from examples/adult/gates.yml")], file=file)
+    loader = _NoAliasLoader(raw.decode("utf-8", errors="replace"))
+    try:
+        node = loader.get_single_node()
+        problems: list[Problem] = []
+        lines: dict[str, int] = {}
+        data = _to_python(loader, node, "", lines, problems) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "file"
+        raise PolicyError([(where, f"YAML syntax: {exc.problem or exc.context}", "fix the YAML at that place")], file=file) from None
+    except yaml.YAMLError as exc:
+        raise PolicyError([("file", f"YAML syntax: {exc}", None)], file=file) from None
+    finally:
+        loader.dispose()
+    if problems:
+        raise PolicyError(problems, file=file)
+    return data, lines, raw
+
+
+# ---------------------------------------------------------------- validation
+@cache
+def schema() -> dict[str, Any]:
+    text = resources.files("mlops_gates").joinpath("schemas/policy.v1.schema.json").read_text()
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
+def _where(path: list[Any], lines: dict[str, int]) -> str:
+    dotted = ""
+    for p in path:
+        dotted = f"{dotted}[{p}]" if isinstance(p, int) else (f"{dotted}.{p}" if dotted else str(p))
+    probe = dotted
+    while probe and probe not in lines:
+        probe = probe.rsplit(".", 1)[0] if "." in probe else probe.rsplit("[", 1)[0] if "[" in probe else ""
+    line = lines.get(probe or "", 1)
+    return f"line {line}: {dotted or '(top level)'}"
+
+
+def _schema_problems(data: Any, lines: dict[str, int]) -> list[Problem]:
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema())
+    problems: list[Problem] = []
+    for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
+        if err.validator in ("if", "allOf") and err.context:
+            continue  # reported through its sub-errors
+        hint = None
+        msg = err.message
+        if err.validator == "additionalProperties":
+            allowed = sorted((err.schema.get("properties") or {}).keys())
+            extra = [k for k in err.instance if k not in allowed] if isinstance(err.instance, dict) else []
+            for key in extra:
+                s = M.suggest(str(key), allowed)
+                problems.append(
+                    (_where([*err.absolute_path, key], lines), f"unknown key '{key}'",
+                     f"did you mean '{s}'?" if s else f"allowed keys: {', '.join(allowed)}")
+                )
+            continue
+        if err.validator == "enum":
+            s = M.suggest(str(err.instance), [str(x) for x in err.validator_value])
+            hint = f"did you mean '{s}'?" if s else f"use one of: {', '.join(map(str, err.validator_value))}"
+        elif err.validator == "required":
+            hint = "add it"
+        elif err.validator == "type":
+            hint = f"write a {err.validator_value}"
+        problems.append((_where(list(err.absolute_path), lines), msg, hint))
+    return problems
+
+
+def _semantic_problems(data: dict[str, Any], lines: dict[str, int]) -> list[Problem]:
+    """What a schema cannot say: metric names per task, columns a gate refers to."""
+    problems: list[Problem] = []
+    task = data["task"]
+    cols = data["columns"]
+    sensitive = cols.get("sensitive", [])
+    has_baseline = "baseline" in cols
+    for side in ("candidate", "baseline"):
+        mc = cols.get(side)
+        if not mc:
+            continue
+        score = mc.get("score")
+        if task == "multiclass" and isinstance(score, str):
+            problems.append((_where(["columns", side, "score"], lines), "a multiclass score needs one column per class",
+                             "list the columns in the order of 'classes'"))
+        if task == "multiclass" and isinstance(score, list) and len(score) != len(data.get("classes", [])):
+            problems.append((_where(["columns", side, "score"], lines),
+                             f"{len(score)} score columns for {len(data.get('classes', []))} classes", "give one per class"))
+        if task != "multiclass" and isinstance(score, list):
+            problems.append((_where(["columns", side, "score"], lines), f"a {task} task takes one score column", None))
+        if task == "regression" and "prediction" not in mc:
+            problems.append((_where(["columns", side], lines), "a regression task needs a 'prediction' column", "add prediction: COLUMN"))
+    for gi, gate in enumerate(data["gates"]):
+        gtype = gate["type"]
+        for mi, m in enumerate(gate.get("metrics", [])):
+            name = m["metric"]
+            info = M.ALL.get(name)
+            where = _where(["gates", gi, "metrics", mi, "metric"], lines)
+            if info is None:
+                s = M.suggest(name, list(M.ALL))
+                problems.append((where, f"unknown metric '{name}'", f"did you mean '{s}'?" if s else "see the policy reference in the README"))
+                continue
+            if task not in info.tasks:
+                problems.append((where, f"metric '{name}' does not apply to a {task} task", None))
+            if gtype == "accuracy" and info.kind != "overall":
+                problems.append((where, f"'{name}' is a fairness metric", "put it in a fairness gate"))
+            if gtype == "fairness" and info.kind != "fairness":
+                s = M.suggest(name + "_difference", list(M.FAIRNESS))
+                problems.append((where, f"'{name}' is not a fairness metric", f"did you mean '{s}'?" if s else None))
+        if gtype in ("fairness", "regression"):
+            feats = gate.get("features", sensitive)
+            needs_groups = gtype == "fairness" or any(M.ALL.get(m["metric"], M.OVERALL["accuracy"]).kind == "fairness" for m in gate.get("metrics", []))
+            if needs_groups and not feats:
+                problems.append((_where(["gates", gi], lines), "needs sensitive features", "list them under columns.sensitive"))
+            for fi, f in enumerate(gate.get("features", [])):
+                if f not in sensitive:
+                    problems.append((_where(["gates", gi, "features", fi], lines), f"'{f}' is not in columns.sensitive", f"add '{f}' to columns.sensitive"))
+            for f in gate.get("expected_groups", {}):
+                if f not in sensitive:
+                    problems.append((_where(["gates", gi, "expected_groups", f], lines), f"'{f}' is not in columns.sensitive", None))
+        if gtype == "regression":
+            if not gate.get("metrics") and "negative_flips" not in gate:
+                problems.append((_where(["gates", gi], lines), "a regression gate checks nothing", "add metrics or negative_flips"))
+            if not has_baseline:
+                problems.append((_where(["gates", gi], lines), "a regression gate needs baseline columns", "add columns.baseline"))
+            if "negative_flips" in gate and task == "regression":
+                problems.append((_where(["gates", gi, "negative_flips"], lines), "negative flips need a classification task", None))
+        if gtype == "integrity" and len(gate) == 1 + ("name" in gate) + ("severity" in gate):
+            problems.append((_where(["gates", gi], lines), "an integrity gate checks nothing", "add contract, max_missing_rate, drift, ..."))
+        pd = gate.get("prediction_drift")
+        if pd and not has_baseline:
+            problems.append((_where(["gates", gi, "prediction_drift"], lines), "prediction drift compares candidate with baseline", "add columns.baseline"))
+        if gate.get("drift") and "reference" not in data["data"]:
+            problems.append((_where(["gates", gi, "drift"], lines), "drift needs reference data", "add data.reference.path"))
+        if "max_leakage_rate" in gate and "training" not in data["data"]:
+            problems.append((_where(["gates", gi, "max_leakage_rate"], lines), "leakage needs training data", "add data.training.path"))
+    names = [g.get("name", g["type"]) for g in data["gates"]]
+    for n in {n for n in names if names.count(n) > 1}:
+        problems.append(("gates", f"two gates are named '{n}'", "give each a distinct name:"))
+    for side in ("candidate", "baseline"):
+        mc = cols.get(side) or {}
+        if task != "regression" and side in cols and "prediction" not in mc and "score" not in mc:
+            problems.append((_where(["columns", side], lines), "needs a prediction or a score column", None))
+    return problems
+
+
+def _dataset(d: dict[str, Any], base: Path) -> Dataset:
+    p = Path(d["path"])
+    path = p if p.is_absolute() else base / p
+    fmt = d.get("format") or {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}.get(path.suffix.lower(), "parquet")
+    return Dataset(path, fmt)
+
+
+def _model_columns(d: dict[str, Any] | None) -> ModelColumns | None:
+    if d is None:
+        return None
+    score = d.get("score")
+    return ModelColumns(d.get("prediction"), tuple([score] if isinstance(score, str) else score or []))
+
+
+def load(path: str | Path) -> Policy:
+    """Read and validate a policy; raises PolicyError listing every problem at once."""
+    path = Path(path)
+    data, lines, raw = read_yaml(path)
+    if not isinstance(data, dict):
+        raise PolicyError([("line 1", "a policy is a mapping of keys to values", "start from examples/adult/gates.yml")], file=str(path))
+    problems = _schema_problems(data, lines)
+    if not problems:
+        problems = _semantic_problems(data, lines)
+    if problems:
+        raise PolicyError(problems, file=str(path))
+
+    base = path.parent
+    c = data["columns"]
+    s = data.get("settings", {})
+    boot = s.get("bootstrap", {})
+    settings = Settings(
+        confidence=float(s.get("confidence", 0.95)),
+        replicates=int(boot.get("replicates", 2000)),
+        seed=int(boot.get("seed", 0)),
+        decision_mode=s.get("decision_mode", "interval"),
+        correction=s.get("correction", "none"),
+        score_bins=int(s.get("score_bins", 200)),
+        threshold=float(s.get("threshold", 0.5)),
+        min_group_size=int(s.get("min_group_size", 30)),
+        min_group_positives=int(s.get("min_group_positives", 5)),
+    )
+    gates = []
+    for g in data["gates"]:
+        sev = g.get("severity", "fail")
+        thresholds = tuple(Threshold(m["metric"], m["op"], float(m["value"]), m.get("severity", sev)) for m in g.get("metrics", []) if "op" in m)
+        margins = tuple(
+            Margin(m["metric"], *next(iter(m["margin"].items())), m.get("severity", sev)) for m in g.get("metrics", []) if "margin" in m
+        )
+        gates.append(GateSpec(g["type"], g.get("name", g["type"]), sev, g, thresholds, margins))
+    return Policy(
+        path=path,
+        digest="sha256:" + hashlib.sha256(raw).hexdigest(),
+        task=data["task"],
+        positive_label=data.get("positive_label"),
+        classes=tuple(data.get("classes", [])),
+        eval_data=_dataset(data["data"]["eval"], base),
+        reference=_dataset(data["data"]["reference"], base) if "reference" in data["data"] else None,
+        training=_dataset(data["data"]["training"], base) if "training" in data["data"] else None,
+        columns=Columns(
+            label=c["label"],
+            candidate=_model_columns(c["candidate"]),  # type: ignore[arg-type]
+            baseline=_model_columns(c.get("baseline")),
+            sensitive=tuple(c.get("sensitive", [])),
+            slices=tuple(c.get("slices", [])),
+            weight=c.get("weight"),
+            features=tuple(c["features"]) if "features" in c else None,
+        ),
+        settings=settings,
+        on=OnOutcome(**data.get("on", {})),
+        gates=tuple(gates),
+    )

@@ -1,0 +1,282 @@
+"""The one streaming pass: Arrow record batches -> cell table (+ integrity facts) -> EvalStats."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mlops_gates.data.reader import column_names, iter_batches, require_columns, sha256_file
+from mlops_gates.errors import DataError
+from mlops_gates.policy import Policy
+from mlops_gates.stats.table import CellTable, from_rows
+
+EPS = 1e-15
+BUCKETS = 64  # regression: rows are spread over this many buckets per stratum for the bootstrap
+
+
+def score_edges(bins: int) -> np.ndarray:
+    """Inner bin edges on [0, 1]: uniform in log-odds (fine near 0 and 1) plus the deciles calibration uses."""
+    logits = np.linspace(-9.0, 9.0, max(bins - 9, 2))
+    return np.unique(np.concatenate([1.0 / (1.0 + np.exp(-logits)), np.arange(1, 10) / 10.0]))
+
+
+@dataclass
+class EvalStats:
+    task: str
+    classes: list[Any]  # class display values, in code order (binary: [other, positive])
+    group_columns: tuple[str, ...]  # sensitive columns then slice columns
+    strata: list[tuple[Any, ...]]  # stratum id -> values of group_columns
+    cells: CellTable
+    edges: np.ndarray
+    rows: int
+    has_baseline: bool
+    has_score: dict[str, bool]
+    data_digest: str
+    integrity: Any = None  # IntegrityStats when the policy has an integrity gate
+    label_values: dict[Any, int] = field(default_factory=dict)
+
+
+class _Codebook:
+    """Maps values to dense integer codes as they appear, batch after batch."""
+
+    def __init__(self) -> None:
+        self.codes: dict[Any, int] = {}
+
+    def encode(self, arr: pa.Array) -> np.ndarray:
+        enc = pc.dictionary_encode(arr)
+        values = enc.dictionary.to_pylist()
+        lut = np.array([self.codes.setdefault(_key(v), len(self.codes)) for v in values] + [0], dtype=np.int64)
+        idx = enc.indices.fill_null(len(values)).to_numpy(zero_copy_only=False)
+        if enc.indices.null_count:
+            lut[-1] = self.codes.setdefault(None, len(self.codes))
+        return lut[idx]
+
+    def values(self) -> list[Any]:
+        return list(self.codes)
+
+
+def _key(v: Any) -> Any:
+    return None if isinstance(v, float) and np.isnan(v) else v
+
+
+def _rows(mask: np.ndarray, offset: int) -> str:
+    bad = np.flatnonzero(mask)[:5] + offset + 1
+    more = f" and {int(mask.sum()) - len(bad)} more" if mask.sum() > len(bad) else ""
+    return "row " + ", ".join(map(str, bad)) + more
+
+
+class _Encoder:
+    """Per-batch arithmetic for one policy; keeps the codebooks that span batches."""
+
+    def __init__(self, policy: Policy, where: str) -> None:
+        self.p = policy
+        self.where = where
+        self.cols = policy.columns
+        self.label_book = _Codebook()
+        self.pred_books = {"c": _Codebook(), "b": _Codebook()}
+        self.group_books = [_Codebook() for _ in self.group_columns]
+        self.strata: dict[tuple[int, ...], int] = {}
+        self.edges = score_edges(policy.settings.score_bins)
+        self.nbins = len(self.edges) + 1
+        self.K = 2 if policy.task == "binary" else len(policy.classes)
+
+    @property
+    def group_columns(self) -> tuple[str, ...]:
+        return self.cols.sensitive + tuple(c for c in self.cols.slices if c not in self.cols.sensitive)
+
+    def _err(self, msg: str, hint: str) -> DataError:
+        return DataError(msg, where=self.where, hint=hint)
+
+    def class_codes(self, arr: pa.Array, what: str, offset: int, book: _Codebook) -> np.ndarray:
+        """Label or prediction values -> class index (binary: 1 for the positive label)."""
+        if arr.null_count or (pa.types.is_floating(arr.type) and pc.any(pc.is_nan(arr)).as_py()):
+            mask = np.asarray(pc.is_null(arr, nan_is_null=True).to_numpy(zero_copy_only=False))
+            raise self._err(f"{what} is empty or NaN at {_rows(mask, offset)}", f"drop those rows or fill {what} before the gate")
+        codes = book.encode(arr)
+        values = book.values()
+        if self.p.task == "binary":
+            lut = np.array([v == self.p.positive_label or str(v) == str(self.p.positive_label) for v in values], dtype=np.int64)
+            if book is self.label_book and len(values) > 2:
+                raise self._err(f"{what} has more than two values ({', '.join(map(repr, values[:5]))})",
+                                "use task: multiclass, or map the labels to two values")
+            return lut[codes]
+        classes = list(self.p.classes)
+        lut = np.array([next((i for i, c in enumerate(classes) if c == v or str(c) == str(v)), -1) for v in values], dtype=np.int64)
+        out = lut[codes]
+        if (out < 0).any():
+            unknown = sorted({repr(values[c]) for c in np.unique(codes[out < 0])})
+            raise self._err(f"{what} has values not in 'classes': {', '.join(unknown[:5])} at {_rows(out < 0, offset)}",
+                            "add them to classes in the policy, or fix the data")
+        return out
+
+    def scores(self, batch: pa.RecordBatch, names: tuple[str, ...], what: str, offset: int) -> np.ndarray:
+        cols = []
+        for name in names:
+            arr = batch.column(name)
+            if not (pa.types.is_floating(arr.type) or pa.types.is_integer(arr.type)):
+                raise self._err(f"score column '{name}' holds {arr.type}, not numbers", "write scores as probabilities in [0, 1]")
+            x = arr.to_numpy(zero_copy_only=False).astype(np.float64)
+            bad = ~np.isfinite(x) | (x < 0) | (x > 1)
+            if bad.any():
+                raise self._err(f"{what} score '{name}' is missing, NaN or outside [0, 1] at {_rows(bad, offset)}",
+                                "scores must be probabilities; apply a sigmoid/softmax or fix those rows")
+            cols.append(x)
+        s = np.stack(cols, axis=1)
+        if s.shape[1] > 1:
+            off = np.abs(s.sum(axis=1) - 1.0) > 1e-3
+            if off.any():
+                raise self._err(f"{what} class probabilities do not sum to 1 at {_rows(off, offset)}", "normalise each row (softmax)")
+        return s
+
+    def strata_ids(self, batch: pa.RecordBatch) -> np.ndarray:
+        n = batch.num_rows
+        if not self.group_columns:
+            self.strata.setdefault((), 0)
+            return np.zeros(n, dtype=np.int64)
+        codes = np.stack([b.encode(batch.column(c)) for b, c in zip(self.group_books, self.group_columns, strict=True)], axis=1)
+        uniq, inv = np.unique(codes, axis=0, return_inverse=True)
+        ids = np.array([self.strata.setdefault(tuple(int(x) for x in row), len(self.strata)) for row in uniq], dtype=np.int64)
+        return ids[inv.reshape(-1)]
+
+    def weights(self, batch: pa.RecordBatch, offset: int) -> np.ndarray:
+        if not self.cols.weight:
+            return np.ones(batch.num_rows)
+        w = batch.column(self.cols.weight).to_numpy(zero_copy_only=False).astype(np.float64)
+        bad = ~np.isfinite(w) | (w < 0)
+        if bad.any():
+            raise self._err(f"weight '{self.cols.weight}' is missing, negative or NaN at {_rows(bad, offset)}", "weights must be finite and >= 0")
+        return w
+
+    def model(self, batch: pa.RecordBatch, side: str, y: np.ndarray, offset: int) -> dict[str, np.ndarray]:
+        """One model's columns -> prediction code, score bin and per-row loss terms."""
+        mc = self.cols.candidate if side == "c" else self.cols.baseline
+        assert mc is not None
+        what = "candidate" if side == "c" else "baseline"
+        out: dict[str, np.ndarray] = {}
+        s = self.scores(batch, mc.score, what, offset) if mc.score else None
+        if mc.prediction:
+            out["pred"] = self.class_codes(batch.column(mc.prediction), f"{what} prediction '{mc.prediction}'", offset, self.pred_books[side])
+        elif s is not None:
+            out["pred"] = (s[:, 0] >= self.p.settings.threshold).astype(np.int64) if s.shape[1] == 1 else s.argmax(axis=1)
+        if s is None:
+            return out
+        if s.shape[1] == 1:
+            p = s[:, 0]
+            pc_ = np.clip(p, EPS, 1 - EPS)
+            out["ll"] = -(y * np.log(pc_) + (1 - y) * np.log(1 - pc_))
+            out["br"] = (p - y) ** 2
+            out["conf"], out["hit"] = p, y.astype(np.float64)
+        else:
+            onehot = np.eye(self.K)[y]
+            out["ll"] = -np.log(np.clip(s[np.arange(len(y)), y], EPS, 1.0))
+            out["br"] = ((s - onehot) ** 2).sum(axis=1)
+            out["conf"], out["hit"] = s.max(axis=1), (s.argmax(axis=1) == y).astype(np.float64)
+        out["bin"] = np.searchsorted(self.edges, out["conf"], side="right")
+        return out
+
+    def regression(self, batch: pa.RecordBatch, name: str, what: str, offset: int) -> np.ndarray:
+        arr = batch.column(name)
+        if not (pa.types.is_floating(arr.type) or pa.types.is_integer(arr.type)):
+            raise self._err(f"{what} '{name}' holds {arr.type}, not numbers", "a regression task needs numeric labels and predictions")
+        x = arr.to_numpy(zero_copy_only=False).astype(np.float64)
+        bad = ~np.isfinite(x)
+        if bad.any():
+            raise self._err(f"{what} '{name}' is empty or NaN at {_rows(bad, offset)}", f"drop those rows or fill {what}")
+        return x
+
+    def cells(self, batch: pa.RecordBatch, offset: int) -> tuple[CellTable, np.ndarray]:
+        n = batch.num_rows
+        stratum = self.strata_ids(batch)
+        w = self.weights(batch, offset)
+        keys: dict[str, np.ndarray] = {"stratum": stratum}
+        vals: dict[str, np.ndarray] = {"w": w}
+        if self.p.task == "regression":
+            y = self.regression(batch, self.cols.label, "label", offset)
+            row = np.arange(offset, offset + n, dtype=np.uint64)
+            keys["bucket"] = ((row * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(58)).astype(np.int64)
+            vals["y"], vals["y2"] = w * y, w * y * y
+            for side, mc in (("c", self.cols.candidate), ("b", self.cols.baseline)):
+                if mc is None or not mc.prediction:
+                    continue
+                e = self.regression(batch, mc.prediction, f"{'candidate' if side == 'c' else 'baseline'} prediction", offset) - y
+                vals[f"ae_{side}"], vals[f"se_{side}"] = w * np.abs(e), w * e * e
+            return from_rows(keys, vals), y
+        y = self.class_codes(batch.column(self.cols.label), f"label '{self.cols.label}'", offset, self.label_book)
+        keys["y"] = y
+        for side in ("c", "b"):
+            if side == "b" and self.cols.baseline is None:
+                keys["b"] = np.zeros(n, dtype=np.int64)
+                keys["bbin"] = np.zeros(n, dtype=np.int64)
+                continue
+            m = self.model(batch, side, y, offset)
+            keys[side] = m.get("pred", np.zeros(n, dtype=np.int64))
+            keys[f"{side}bin"] = m.get("bin", np.zeros(n, dtype=np.int64))
+            for k in ("ll", "br", "conf", "hit"):
+                if k in m:
+                    vals[f"{k}_{side}"] = w * m[k]
+        return from_rows(keys, vals), y
+
+
+def metric_columns(policy: Policy) -> list[str]:
+    c = policy.columns
+    cols = [c.label]
+    for mc in (c.candidate, c.baseline):
+        if mc:
+            cols += ([mc.prediction] if mc.prediction else []) + list(mc.score)
+    cols += list(c.sensitive) + list(c.slices) + ([c.weight] if c.weight else [])
+    return list(dict.fromkeys(cols))
+
+
+def collect(policy: Policy) -> EvalStats:
+    """Read the evaluation data once and return every statistic the gates need."""
+    from mlops_gates.stats.integrity import IntegrityCollector
+
+    ds = policy.eval_data
+    names = column_names(ds)
+    wanted = metric_columns(policy)
+    require_columns(ds, wanted, names)
+    enc = _Encoder(policy, str(ds.path))
+    integrity = IntegrityCollector.for_policy(policy, names, wanted)
+    read = list(dict.fromkeys(wanted + (integrity.columns if integrity else [])))
+    table: CellTable | None = None
+    offset = 0
+    for batch in iter_batches(ds, read):
+        if batch.num_rows == 0:
+            continue
+        cells, y = enc.cells(batch, offset)
+        table = cells if table is None else table.merge(cells)
+        if integrity:
+            integrity.update(batch, y, offset)
+        offset += batch.num_rows
+    if table is None:
+        raise DataError("has no rows", where=str(ds.path), hint="write the evaluation rows to it, or fix the path")
+    if policy.task == "binary":
+        labels = enc.label_book.values()
+        if not any(v == policy.positive_label or str(v) == str(policy.positive_label) for v in labels):
+            raise DataError(f"positive_label {policy.positive_label!r} never appears in label '{policy.columns.label}' (values: {', '.join(map(repr, labels[:5]))})",
+                            where=str(ds.path), hint="set positive_label to one of those values")
+        classes: list[Any] = [next((v for v in labels if str(v) != str(policy.positive_label)), "other"), policy.positive_label]
+    else:
+        classes = list(policy.classes)
+    group_values = [b.values() for b in enc.group_books]
+    strata = [()] * len(enc.strata)
+    for codes, sid in enc.strata.items():
+        strata[sid] = tuple(group_values[i][c] for i, c in enumerate(codes))
+    c = policy.columns
+    return EvalStats(
+        task=policy.task,
+        classes=classes,
+        group_columns=enc.group_columns,
+        strata=strata,
+        cells=table,
+        edges=enc.edges,
+        rows=offset,
+        has_baseline=c.baseline is not None,
+        has_score={"c": bool(c.candidate.score), "b": bool(c.baseline and c.baseline.score)},
+        data_digest=sha256_file(ds.path),
+        integrity=integrity.finish(policy) if integrity else None,
+    )

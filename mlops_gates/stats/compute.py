@@ -1,0 +1,174 @@
+"""Metrics as functions of weighted cell sums, vectorised over bootstrap replicates.
+
+Every function takes replicate multipliers W (R x cells; a row of ones is the point estimate) and returns
+arrays with a leading replicate axis. Undefined values (0/0) are NaN, never 0.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from mlops_gates.stats.collect import EvalStats
+from mlops_gates.stats.table import CellTable, replicate_weights
+
+
+def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b > 0, a / np.where(b > 0, b, 1), np.nan)
+
+
+@dataclass
+class Resampled:
+    """A table with its point multipliers (first row) and bootstrap multipliers (the rest)."""
+
+    table: CellTable
+    W: np.ndarray  # (1 + R) x cells
+
+    def sum(self, values: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+        """Sum of `values` over cells, per group column of `groups` (cells x m): (1+R) x m, or (1+R,)."""
+        if groups is None:
+            return self.W @ values
+        return self.W @ (values[:, None] * groups)
+
+
+def resample(stats: EvalStats, names: tuple[str, ...], replicates: int, seed: int, unit: str = "row") -> Resampled:
+    t = stats.cells.groupby(("stratum", *names))
+    if unit == "bucket":  # regression: each bucket is one unit of the bootstrap
+        draws = replicate_weights(CellTable(t.keys, t.sums, np.ones(len(t), dtype=np.int64)), t.keys["stratum"], replicates, seed)
+    else:
+        draws = replicate_weights(t, t.keys["stratum"], replicates, seed)
+    return Resampled(t, np.vstack([np.ones((1, len(t))), draws]))
+
+
+def group_matrix(stats: EvalStats, strata: np.ndarray, groupings: list[tuple[int, ...]]) -> tuple[np.ndarray, list[tuple[tuple[int, ...], tuple]]]:
+    """Indicator (cells x groups) for every group of every grouping (a tuple of group-column indices)."""
+    cols = []
+    labels = []
+    for g in groupings:
+        values = sorted({tuple(stats.strata[s][i] for i in g) for s in range(len(stats.strata))}, key=lambda v: tuple(map(str, v)))
+        for v in values:
+            members = np.array([tuple(stats.strata[s][i] for i in g) == v for s in range(len(stats.strata))])
+            cols.append(members[strata].astype(np.float64))
+            labels.append((g, v))
+    return (np.stack(cols, axis=1) if cols else np.zeros((len(strata), 0))), labels
+
+
+# ------------------------------------------------------------------ classification counts
+def confusion(r: Resampled, side: str, K: int, groups: np.ndarray | None = None) -> np.ndarray:
+    """Weighted confusion matrices [..., true, predicted]: (1+R) x K x K, or (1+R) x m x K x K per group."""
+    t = r.table
+    idx = t.keys["y"] * K + t.keys[side]
+    onehot = np.zeros((len(t), K * K))
+    onehot[np.arange(len(t)), idx] = t.sums["w"]
+    if groups is None:
+        return (r.W @ onehot).reshape(-1, K, K)
+    m = groups.shape[1]
+    full = (groups[:, :, None] * onehot[:, None, :]).reshape(len(t), m * K * K)
+    return (r.W @ full).reshape(-1, m, K, K)
+
+
+def rates(C: np.ndarray) -> dict[str, np.ndarray]:
+    """Binary group rates from confusion matrices [..., 2, 2]."""
+    tn, fp, fn, tp = C[..., 0, 0], C[..., 0, 1], C[..., 1, 0], C[..., 1, 1]
+    n = tn + fp + fn + tp
+    return {
+        "selection_rate": _div(tp + fp, n),
+        "tpr": _div(tp, tp + fn),
+        "fpr": _div(fp, fp + tn),
+        "accuracy": _div(tp + tn, n),
+        "precision": _div(tp, tp + fp),
+    }
+
+
+def count_metrics(C: np.ndarray) -> dict[str, np.ndarray]:
+    """Overall classification metrics from confusion matrices (1+R) x K x K, as scikit-learn defines them."""
+    K = C.shape[-1]
+    n = C.sum(axis=(-1, -2))
+    diag = np.diagonal(C, axis1=-2, axis2=-1)
+    true_k = C.sum(axis=-1)
+    pred_k = C.sum(axis=-2)
+    recall_k = _div(diag, true_k)
+    out = {"accuracy": _div(diag.sum(axis=-1), n)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN replicate: stays NaN
+        out["balanced_accuracy"] = np.nanmean(recall_k, axis=-1)
+    if K == 2:
+        tp, fp, fn = C[..., 1, 1], C[..., 0, 1], C[..., 1, 0]
+        out["precision"] = _div(tp, tp + fp)
+        out["recall"] = _div(tp, tp + fn)
+        out["f1"] = _div(2 * tp, 2 * tp + fp + fn)
+    else:  # macro over classes seen in labels or predictions; a class never predicted has precision 0
+        present = (true_k + pred_k) > 0
+        cnt = present.sum(axis=-1)
+        out["precision"] = _div(np.where(present, np.nan_to_num(_div(diag, pred_k)), 0).sum(axis=-1), cnt)
+        out["recall"] = _div(np.where(present, np.nan_to_num(recall_k), 0).sum(axis=-1), cnt)
+        out["f1"] = _div(np.where(present, np.nan_to_num(_div(2 * diag, true_k + pred_k)), 0).sum(axis=-1), cnt)
+    return out
+
+
+# ------------------------------------------------------------------ scores
+def score_metrics(r: Resampled, side: str, edges: np.ndarray, groups: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """log loss, Brier, ECE (10 equal-width bins) and binary ROC AUC from the score table."""
+    t = r.table
+    w = t.sums["w"]
+
+    def s(v: np.ndarray) -> np.ndarray:
+        return r.sum(v, groups)
+
+    total = s(w)
+    out = {"log_loss": _div(s(t.sums[f"ll_{side}"]), total), "brier": _div(s(t.sums[f"br_{side}"]), total)}
+    bins = t.keys[f"{side}bin"]
+    lower = np.r_[0.0, edges][bins]
+    decile = np.minimum((lower * 10 + 1e-9).astype(int), 9)
+    gap = 0.0
+    for d in range(10):
+        inb = (decile == d).astype(np.float64)
+        gap = gap + np.abs(s(t.sums[f"conf_{side}"] * inb) - s(t.sums[f"hit_{side}"] * inb))
+    out["ece"] = _div(gap, total)
+    if "y" in t.keys and t.keys["y"].max(initial=0) <= 1:
+        out["roc_auc"] = _auc(r, bins, len(edges) + 1, groups)
+    return out
+
+
+def _auc(r: Resampled, bins: np.ndarray, nbins: int, groups: np.ndarray | None) -> np.ndarray:
+    """AUC from binned scores: pairs in one bin count as ties (half), as for tied scores."""
+    from scipy import sparse
+
+    t = r.table
+    y = t.keys["y"]
+    w = t.sums["w"]
+    parts = [groups[:, j] for j in range(groups.shape[1])] if groups is not None else [np.ones(len(t))]
+    res = []
+    for g in parts:
+        H = sparse.csr_matrix((w * g, (np.arange(len(t)), bins + nbins * y)), shape=(len(t), 2 * nbins))
+        hist = np.asarray((H.T @ r.W.T).T)
+        neg, pos = hist[:, :nbins], hist[:, nbins:]
+        below = np.cumsum(neg, axis=1) - neg
+        res.append(_div((pos * (below + 0.5 * neg)).sum(axis=1), pos.sum(axis=1) * neg.sum(axis=1)))
+    return np.stack(res, axis=1) if groups is not None else res[0]
+
+
+def auc_binning_bound(stats: EvalStats, side: str) -> float:
+    """Largest possible gap between the binned AUC and the exact one: half the share of pairs sharing a bin."""
+    t = stats.cells.groupby(("y", f"{side}bin"))
+    nb = len(stats.edges) + 1
+    pos = np.bincount(t.keys[f"{side}bin"][t.keys["y"] == 1], weights=t.sums["w"][t.keys["y"] == 1], minlength=nb)
+    neg = np.bincount(t.keys[f"{side}bin"][t.keys["y"] == 0], weights=t.sums["w"][t.keys["y"] == 0], minlength=nb)
+    denom = pos.sum() * neg.sum()
+    return float(0.5 * (pos * neg).sum() / denom) if denom else float("nan")
+
+
+# ------------------------------------------------------------------ regression
+def regression_metrics(r: Resampled, side: str, groups: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    t = r.table
+
+    def s(v: np.ndarray) -> np.ndarray:
+        return r.sum(v, groups)
+
+    w, y, y2 = s(t.sums["w"]), s(t.sums["y"]), s(t.sums["y2"])
+    sse = s(t.sums[f"se_{side}"])
+    sst = y2 - _div(y * y, w)
+    return {"mae": _div(s(t.sums[f"ae_{side}"]), w), "rmse": np.sqrt(_div(sse, w)), "r2": 1 - _div(sse, sst)}

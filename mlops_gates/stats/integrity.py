@@ -1,0 +1,236 @@
+"""Integrity facts gathered in the same pass: missing values, contract violations, duplicates,
+conflicting labels, train/eval overlap, class balance and drift against reference data."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mlops_gates.data.reader import column_names, read_table, require_columns
+from mlops_gates.policy import Dataset, Policy
+
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+_NULL = np.uint64(0x5BD1E9955BD1E995)
+DRIFT_BINS = 10  # PSI on reference deciles
+KS_POINTS = 200  # KS evaluated at this many reference quantiles
+
+
+def _splitmix(x: np.ndarray) -> np.ndarray:
+    x = x + _MIX
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def is_numeric(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
+
+
+def column_hash(arr: pa.Array) -> np.ndarray:
+    """A 64-bit hash per value that ignores storage type (3 in int32 and 3.0 in a CSV hash alike)."""
+    if is_numeric(arr.type):
+        x = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+        x = np.where(x == 0.0, 0.0, x)  # -0.0 == 0.0
+        h = _splitmix(x.view(np.uint64))
+        return np.where(np.isnan(x), _NULL, h)
+    enc = pc.dictionary_encode(pc.cast(arr, pa.string()) if not pa.types.is_dictionary(arr.type) else arr)
+    lut = np.array(
+        [int.from_bytes(hashlib.blake2b(str(v).encode(), digest_size=8).digest(), "little") for v in enc.dictionary.to_pylist()]
+        + [int(_NULL)],
+        dtype=np.uint64,
+    )
+    return lut[enc.indices.fill_null(len(lut) - 1).to_numpy(zero_copy_only=False)]
+
+
+def rows_hash(batch: pa.RecordBatch | pa.Table, cols: list[str]) -> np.ndarray:
+    h = np.zeros(batch.num_rows, dtype=np.uint64)
+    for c in cols:
+        h = _splitmix(h ^ column_hash(batch.column(c) if isinstance(batch, pa.RecordBatch) else batch.column(c).combine_chunks()))
+    return h
+
+
+def _missing(arr: pa.Array) -> int:
+    n = arr.null_count
+    if pa.types.is_floating(arr.type):
+        n += int(pc.sum(pc.is_nan(arr.fill_null(0.0))).as_py() or 0)
+    return n
+
+
+@dataclass
+class Drift:
+    kind: str  # "numeric" or "categorical"
+    ref: np.ndarray  # reference counts per bin/category
+    cur: np.ndarray
+    ks_ref: np.ndarray | None = None  # counts on the KS grid
+    ks_cur: np.ndarray | None = None
+    edges: np.ndarray | None = None
+    ks_edges: np.ndarray | None = None
+    categories: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class IntegrityStats:
+    rows: int
+    features: list[str]
+    missing: dict[str, int]
+    violations: list[dict[str, Any]]  # {column, check, count, detail}
+    duplicates: int
+    conflicts: int
+    leakage: int | None
+    drift: dict[str, Drift]
+
+
+class IntegrityCollector:
+    def __init__(self, features: list[str], label: str, contract: dict[str, Any], drift: dict[str, Drift],
+                 train_hashes: np.ndarray | None, names: list[str]):
+        self.features = features
+        self.label = label
+        self.contract = contract
+        self.drift = drift
+        self.train_hashes = train_hashes
+        present = [c for c in contract if c in names]
+        self.columns = list(dict.fromkeys([*features, label, *present, *drift]))
+        self.rows = 0
+        self.missing = dict.fromkeys(features, 0)
+        self.violations: dict[tuple[str, str], dict[str, Any]] = {}
+        self.row_hashes: list[np.ndarray] = []
+        self.feature_hashes: list[np.ndarray] = []
+        self.labels: list[np.ndarray] = []
+
+    @classmethod
+    def for_policy(cls, policy: Policy, names: list[str], mapped: list[str]) -> IntegrityCollector | None:
+        gates = [g for g in policy.gates if g.type == "integrity"]
+        if not gates:
+            return None
+        cfg: dict[str, Any] = {}
+        for g in gates:
+            cfg.update(g.config)
+        cols = policy.columns
+        if cols.features is not None:
+            require_columns(policy.eval_data, list(cols.features), names)
+            features = list(cols.features)
+        else:
+            model_cols = set(mapped) - set(cols.sensitive) - set(cols.slices)
+            features = [n for n in names if n not in model_cols]
+        contract = {k: v for k, v in cfg.get("contract", {}).items()}
+        drift: dict[str, Drift] = {}
+        if "drift" in cfg and policy.reference:
+            wanted = list(cfg["drift"].get("features", features))
+            require_columns(policy.eval_data, wanted, names)
+            drift = _reference_drift(policy.reference, wanted)
+        train = None
+        if "max_leakage_rate" in cfg and policy.training:
+            tnames = column_names(policy.training)
+            require_columns(policy.training, features, tnames)
+            train = np.unique(rows_hash(read_table(policy.training, features), features))
+        return cls(features, cols.label, contract, drift, train, names)
+
+    def _violation(self, column: str, check: str, count: int, detail: str) -> None:
+        if count:
+            v = self.violations.setdefault((column, check), {"column": column, "check": check, "count": 0, "detail": detail})
+            v["count"] += count
+
+    def update(self, batch: pa.RecordBatch, y: np.ndarray, offset: int) -> None:
+        n = batch.num_rows
+        self.rows += n
+        for c in self.features:
+            self.missing[c] += _missing(batch.column(c))
+        for c, rule in self.contract.items():
+            if c not in batch.schema.names:
+                self._violation(c, "present", n, "the column is missing from the data")
+                continue
+            arr = batch.column(c)
+            t = rule.get("type")
+            ok = {
+                "integer": pa.types.is_integer(arr.type),
+                "number": pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type),
+                "string": pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) or pa.types.is_dictionary(arr.type),
+                "boolean": pa.types.is_boolean(arr.type),
+                None: True,
+            }[t]
+            if not ok:
+                self._violation(c, "type", n, f"holds {arr.type}, the contract says {t}")
+                continue
+            if rule.get("nullable") is False:
+                self._violation(c, "nullable", _missing(arr), "has empty values, the contract says nullable: false")
+            valid = arr.drop_null()
+            if "allowed" in rule and len(valid):
+                inside = pc.is_in(valid, value_set=pa.array(rule["allowed"]).cast(valid.type, safe=False))
+                bad = len(valid) - int(pc.sum(inside).as_py() or 0)
+                sample = pc.filter(valid, pc.invert(inside))[:3].to_pylist() if bad else []
+                self._violation(c, "allowed", bad, f"values outside the allowed list, e.g. {sample}")
+            if ("min" in rule or "max" in rule) and len(valid) and is_numeric(arr.type):
+                x = pc.cast(valid, pa.float64()).to_numpy(zero_copy_only=False)
+                lo, hi = rule.get("min", -np.inf), rule.get("max", np.inf)
+                bad_mask = (x < lo) | (x > hi)
+                if bad_mask.any():
+                    self._violation(c, "range", int(bad_mask.sum()), f"values outside [{lo}, {hi}], e.g. {x[bad_mask][:3].tolist()}")
+        fh = rows_hash(batch, self.features)
+        self.feature_hashes.append(fh)
+        self.row_hashes.append(_splitmix(fh ^ np.asarray(y, dtype=np.uint64)))
+        self.labels.append(np.asarray(y))
+        for name, d in self.drift.items():
+            arr = batch.column(name)
+            if d.kind == "numeric":
+                x = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+                x = x[~np.isnan(x)]
+                d.cur += np.bincount(np.searchsorted(d.edges, x, side="right"), minlength=len(d.cur))  # type: ignore[arg-type]
+                d.ks_cur += np.bincount(np.searchsorted(d.ks_edges, x, side="right"), minlength=len(d.ks_cur))  # type: ignore[arg-type,operator]
+            else:
+                vc = pc.value_counts(arr.drop_null())
+                for v, k in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True):
+                    if v not in d.categories:
+                        d.categories.append(v)
+                        d.ref = np.append(d.ref, 0)
+                        d.cur = np.append(d.cur, 0)
+                    d.cur[d.categories.index(v)] += k
+
+    def finish(self, policy: Policy) -> IntegrityStats:
+        fh = np.concatenate(self.feature_hashes) if self.feature_hashes else np.zeros(0, np.uint64)
+        rh = np.concatenate(self.row_hashes) if self.row_hashes else np.zeros(0, np.uint64)
+        y = np.concatenate(self.labels) if self.labels else np.zeros(0, np.int64)
+        duplicates = int(len(rh) - len(np.unique(rh)))
+        conflicts = 0
+        if len(fh):
+            order = np.lexsort((y, fh))
+            f, lab = fh[order], y[order]
+            start = np.r_[True, f[1:] != f[:-1]]
+            gid = np.cumsum(start) - 1
+            lo = np.minimum.reduceat(lab, np.flatnonzero(start))
+            hi = np.maximum.reduceat(lab, np.flatnonzero(start))
+            conflicts = int((lo != hi)[gid].sum())
+        leakage = int(np.isin(fh, self.train_hashes).sum()) if self.train_hashes is not None else None
+        return IntegrityStats(self.rows, self.features, self.missing, list(self.violations.values()), duplicates, conflicts, leakage, self.drift)
+
+
+def _reference_drift(ref: Dataset, wanted: list[str]) -> dict[str, Drift]:
+    names = column_names(ref)
+    require_columns(ref, list(wanted), names)
+    table = read_table(ref, list(wanted))
+    out: dict[str, Drift] = {}
+    for name in wanted:
+        arr = table.column(name).combine_chunks()
+        if is_numeric(arr.type) and not pa.types.is_boolean(arr.type):
+            x = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+            x = x[~np.isnan(x)]
+            edges = np.unique(np.quantile(x, np.arange(1, DRIFT_BINS) / DRIFT_BINS)) if len(x) else np.zeros(0)
+            ks_edges = np.unique(np.quantile(x, np.arange(1, KS_POINTS) / KS_POINTS)) if len(x) else np.zeros(0)
+            out[name] = Drift(
+                "numeric",
+                np.bincount(np.searchsorted(edges, x, side="right"), minlength=len(edges) + 1).astype(np.float64),
+                np.zeros(len(edges) + 1),
+                np.bincount(np.searchsorted(ks_edges, x, side="right"), minlength=len(ks_edges) + 1).astype(np.float64),
+                np.zeros(len(ks_edges) + 1),
+                edges,
+                ks_edges,
+            )
+        else:
+            vc = pc.value_counts(arr.drop_null())
+            cats = vc.field("values").to_pylist()
+            out[name] = Drift("categorical", np.array(vc.field("counts").to_pylist(), dtype=np.float64), np.zeros(len(cats)), categories=cats)
+    return out

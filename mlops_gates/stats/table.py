@@ -1,0 +1,79 @@
+"""A sparse table of cells (integer keys) with per-cell sums: what every metric is computed from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class CellTable:
+    """keys: name -> int array (one entry per cell); sums: name -> float array; n: rows per cell."""
+
+    keys: dict[str, np.ndarray]
+    sums: dict[str, np.ndarray]
+    n: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.n)
+
+    def groupby(self, names: tuple[str, ...]) -> CellTable:
+        """Marginalise onto `names` (a multinomial's marginal is multinomial, so resampling stays exact)."""
+        if not names:
+            return CellTable({}, {k: np.array([v.sum()]) for k, v in self.sums.items()}, np.array([self.n.sum()]))
+        stacked = np.stack([self.keys[k] for k in names], axis=1)
+        uniq, inv = np.unique(stacked, axis=0, return_inverse=True)
+        inv = inv.reshape(-1)
+        m = len(uniq)
+        return CellTable(
+            {k: uniq[:, i] for i, k in enumerate(names)},
+            {k: np.bincount(inv, weights=v, minlength=m) for k, v in self.sums.items()},
+            np.bincount(inv, weights=self.n, minlength=m).astype(np.int64),
+        )
+
+    def merge(self, other: CellTable) -> CellTable:
+        """Add another table's cells (a later batch or another shard): counts and sums add up exactly."""
+        if not len(self):
+            return other
+        names = tuple(self.keys)
+        both = CellTable(
+            {k: np.concatenate([self.keys[k], other.keys[k]]) for k in names},
+            {k: np.concatenate([self.sums[k], other.sums[k]]) for k in self.sums},
+            np.concatenate([self.n, other.n]),
+        )
+        return both.groupby(names)
+
+
+def from_rows(keys: dict[str, np.ndarray], values: dict[str, np.ndarray]) -> CellTable:
+    rows = len(next(iter(keys.values())))
+    return CellTable(keys, values, np.ones(rows, dtype=np.int64)).groupby(tuple(keys))
+
+
+def replicate_weights(table: CellTable, strata: np.ndarray, replicates: int, seed: int) -> np.ndarray:
+    """Row bootstrap, stratified, as per-cell multipliers: row r times a cell's sum is its sum in replicate r.
+
+    A stratum's resample is a multinomial over its cells (its rows are exchangeable within a cell, so a
+    cell drawn k times out of n scales by k / n). Small tables draw the multinomial directly; tables with
+    about as many cells as rows draw row indices, which is the same distribution and cheaper there.
+    """
+    rng = np.random.default_rng(seed)
+    w = np.empty((replicates, len(table)), dtype=np.float64)
+    n = table.n
+    for s in np.unique(strata):
+        idx = np.flatnonzero(strata == s)
+        counts = n[idx]
+        total = int(counts.sum())
+        if len(idx) * 12 < total:
+            draws = rng.multinomial(total, counts / total, size=replicates)
+        else:
+            cell_of_row = np.repeat(np.arange(len(idx)), counts)
+            draws = np.empty((replicates, len(idx)), dtype=np.int64)
+            chunk = max(1, 4_000_000 // max(total, 1))
+            for r0 in range(0, replicates, chunk):
+                r1 = min(replicates, r0 + chunk)
+                rows = cell_of_row[rng.integers(0, total, size=(r1 - r0, total))]
+                rows += (np.arange(r1 - r0) * len(idx))[:, None]
+                draws[r0:r1] = np.bincount(rows.ravel(), minlength=(r1 - r0) * len(idx)).reshape(r1 - r0, len(idx))
+        w[:, idx] = draws / counts
+    return w
