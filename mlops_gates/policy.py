@@ -216,7 +216,8 @@ def _schema_problems(data: Any, lines: dict[str, int]) -> list[Problem]:
                 )
             continue
         if err.validator == "enum":
-            s = M.suggest(str(err.instance), [str(x) for x in err.validator_value])
+            choices = [str(x) for x in err.validator_value]
+            s = str(err.instance)[::-1] if str(err.instance)[::-1] in choices else M.suggest(str(err.instance), choices)
             hint = f"did you mean '{s}'?" if s else f"use one of: {', '.join(map(str, err.validator_value))}"
         elif err.validator == "required":
             hint = "add it"
@@ -254,6 +255,10 @@ def _semantic_problems(data: dict[str, Any], lines: dict[str, int]) -> list[Prob
             name = m["metric"]
             info = M.ALL.get(name)
             where = _where(["gates", gi, "metrics", mi, "metric"], lines)
+            if info is None and name in M.GROUP_RATES:
+                problems.append((where, f"'{name}' is a per-group rate, not a gate metric",
+                                 f"gate on its spread: {name}_difference, {name}_ratio or {name}_overall_difference"))
+                continue
             if info is None:
                 s = M.suggest(name, list(M.ALL))
                 problems.append((where, f"unknown metric '{name}'", f"did you mean '{s}'?" if s else "see the policy reference in the README"))
@@ -294,7 +299,7 @@ def _semantic_problems(data: dict[str, Any], lines: dict[str, int]) -> list[Prob
             problems.append((_where(["gates", gi, "max_leakage_rate"], lines), "leakage needs training data", "add data.training.path"))
     names = [g.get("name", g["type"]) for g in data["gates"]]
     for n in {n for n in names if names.count(n) > 1}:
-        problems.append(("gates", f"two gates are named '{n}'", "give each a distinct name:"))
+        problems.append(("gates", f"two gates are named '{n}'", "give each a distinct name"))
     for side in ("candidate", "baseline"):
         mc = cols.get(side) or {}
         if task != "regression" and side in cols and "prediction" not in mc and "score" not in mc:

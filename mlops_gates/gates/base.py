@@ -174,8 +174,9 @@ def judge(tests: list[Test], policy: Policy) -> list[MetricResult]:
         reps = t.values[1:]
         reps = reps[~np.isnan(reps)]
         good = _GOOD[t.op](reps, t.threshold) if len(reps) else np.zeros(0, bool)
-        p_bad.append(float((~good).mean()) if len(reps) else 1.0)
-        p_good.append(float(good.mean()) if len(reps) else 1.0)
+        # (k + 1) / (R + 1): a bootstrap p-value is never 0
+        p_bad.append(float(((~good).sum() + 1) / (len(reps) + 1)))
+        p_good.append(float((good.sum() + 1) / (len(reps) + 1)))
     adj = adjust(p_bad, s.correction)
     verdicts: dict[int, tuple[Status, float, float]] = {}
     for i, t in enumerate(judged):

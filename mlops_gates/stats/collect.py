@@ -259,6 +259,13 @@ def collect(policy: Policy) -> EvalStats:
         if not any(v == policy.positive_label or str(v) == str(policy.positive_label) for v in labels):
             raise DataError(f"positive_label {policy.positive_label!r} never appears in label '{policy.columns.label}' (values: {', '.join(map(repr, labels[:5]))})",
                             where=str(ds.path), hint="set positive_label to one of those values")
+        for side, book in enc.pred_books.items():
+            foreign = [v for v in book.values() if str(v) not in {str(x) for x in labels}]
+            if foreign:
+                who = "candidate" if side == "c" else "baseline"
+                raise DataError(f"{who} predictions hold values the label never takes: {', '.join(map(repr, foreign[:5]))} "
+                                f"(label values: {', '.join(map(repr, labels[:5]))})",
+                                where=str(ds.path), hint="write predictions in the label's values, or give scores and settings.threshold")
         classes: list[Any] = [next((v for v in labels if str(v) != str(policy.positive_label)), "other"), policy.positive_label]
     else:
         classes = list(policy.classes)
