@@ -263,6 +263,10 @@ def _semantic_problems(data: dict[str, Any], lines: dict[str, int]) -> list[Prob
                 s = M.suggest(name, list(M.ALL))
                 problems.append((where, f"unknown metric '{name}'", f"did you mean '{s}'?" if s else "see the policy reference in the README"))
                 continue
+            side_cols = [cols.get("candidate") or {}] + ([cols["baseline"]] if gtype == "regression" and "baseline" in cols else [])
+            if name in ("roc_auc", "log_loss", "brier", "ece") and any("score" not in mc for mc in side_cols):
+                problems.append((where, f"'{name}' needs a score column for {'each model' if len(side_cols) > 1 else 'the candidate'}",
+                                 "add score: COLUMN under columns.candidate (and columns.baseline)"))
             if task not in info.tasks:
                 problems.append((where, f"metric '{name}' does not apply to a {task} task", None))
             if gtype == "accuracy" and info.kind != "overall":

@@ -107,7 +107,7 @@ class Context:
 
 # ------------------------------------------------------------------ judging
 @dataclass
-class Test:
+class Check:
     """A metric with its replicates, before the gate decides its status."""
 
     metric: str
@@ -158,7 +158,7 @@ def adjust(p: list[float], method: str) -> list[float]:
     return out.tolist()
 
 
-def judge(tests: list[Test], policy: Policy) -> list[MetricResult]:
+def judge(tests: list[Check], policy: Policy) -> list[MetricResult]:
     """Turn tests into statuses: interval wholly good -> PASS, wholly bad -> FAIL, straddling -> INCONCLUSIVE.
 
     The p-value of a test is the share of bootstrap replicates on the bad side; with a correction, PASS

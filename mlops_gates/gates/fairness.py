@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from mlops_gates import metrics as M
-from mlops_gates.gates.base import Context, GateResult, Status, Test, insufficient_status, interval, judge, summarise
+from mlops_gates.gates.base import Context, GateResult, Status, Check, insufficient_status, interval, judge, summarise
 from mlops_gates.gates.common import scope_label
 from mlops_gates.policy import GateSpec
 from mlops_gates.stats.compute import confusion, group_matrix, rates
@@ -91,7 +91,7 @@ def expected_groups(spec: GateSpec, ctx: Context) -> dict[str, list[Any]]:
 def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
     policy, stats = ctx.policy, ctx.stats
     s = policy.settings
-    tests: list[Test] = []
+    tests: list[Check] = []
     details: dict[str, Any] = {"groups": []}
     small_status = insufficient_status(policy)
     for grouping in groupings_for(spec, ctx):
@@ -123,15 +123,15 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
                                      f"min_group_positives {s.min_group_positives})")
                 if short:
                     keep[j] = False
-                    tests.append(Test(t.metric, scope_label(stats.group_columns, g, v), np.array([np.nan]), int(counts["rows"][j]), None, None,
+                    tests.append(Check(t.metric, scope_label(stats.group_columns, g, v), np.array([np.nan]), int(counts["rows"][j]), None, None,
                                       t.severity, note="insufficient evidence: " + "; ".join(short), forced=small_status))
             if keep.sum() < 2:
-                tests.append(Test(t.metric, gname, np.array([np.nan]), int(counts["rows"].sum()), t.op, t.value, t.severity,
+                tests.append(Check(t.metric, gname, np.array([np.nan]), int(counts["rows"].sum()), t.op, t.value, t.severity,
                                   note=f"fewer than two groups with enough evidence in {gname}", forced=small_status))
                 continue
             values = fairness_values(ctx, "c", grouping, t.metric, keep)
             baseline = float(fairness_values(ctx, "b", grouping, t.metric, keep)[0]) if stats.has_baseline else None
-            tests.append(Test(t.metric, gname, values, int(counts["rows"][keep].sum()), t.op, t.value, t.severity, baseline=baseline))
+            tests.append(Check(t.metric, gname, values, int(counts["rows"][keep].sum()), t.op, t.value, t.severity, baseline=baseline))
     for feature, groups in expected_groups(spec, ctx).items():
         if feature not in stats.group_columns:
             continue
@@ -140,6 +140,6 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
         for v in groups:
             if v not in seen and str(v) not in {str(x) for x in seen}:
                 status = {"hold": Status.INCONCLUSIVE, "fail": Status.FAIL, "warn": Status.WARN}[policy.on.missing_group]
-                tests.append(Test("group_present", f"{feature}={v}", np.array([np.nan]), 0, None, None, spec.severity,
+                tests.append(Check("group_present", f"{feature}={v}", np.array([np.nan]), 0, None, None, spec.severity,
                                   note="expected group is missing from the evaluation data", forced=status))
     return summarise(spec.name, spec.type, judge(tests, policy), policy, details)

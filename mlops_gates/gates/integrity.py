@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlops_gates.gates.base import Context, GateResult, Test, judge, summarise
+from mlops_gates.gates.base import Context, GateResult, Check, judge, summarise
 from mlops_gates.policy import GateSpec
 from mlops_gates.stats.integrity import Drift
 
@@ -38,11 +38,11 @@ def chi2_p(ref: np.ndarray, cur: np.ndarray) -> float:
     return float(chi2_contingency(np.vstack([ref[keep], cur[keep]]))[1])
 
 
-def _fact(metric: str, scope: str, value: float, n: int, op: str, thr: float, sev: str, note: str | None = None) -> Test:
-    return Test(metric, scope, np.array([value]), n, op, thr, sev, note=note, exact=True)
+def _fact(metric: str, scope: str, value: float, n: int, op: str, thr: float, sev: str, note: str | None = None) -> Check:
+    return Check(metric, scope, np.array([value]), n, op, thr, sev, note=note, exact=True)
 
 
-def _drift_tests(name: str, d: Drift, cfg: dict, sev: str) -> list[Test]:
+def _drift_tests(name: str, d: Drift, cfg: dict, sev: str) -> list[Check]:
     out = []
     n = int(d.cur.sum())
     if d.kind == "numeric":
@@ -60,7 +60,7 @@ def _drift_tests(name: str, d: Drift, cfg: dict, sev: str) -> list[Test]:
     return out
 
 
-def _prediction_drift(ctx: Context, cfg: dict, sev: str) -> list[Test]:
+def _prediction_drift(ctx: Context, cfg: dict, sev: str) -> list[Check]:
     stats = ctx.stats
     out = []
     if stats.has_score["c"] and stats.has_score["b"]:
@@ -94,7 +94,7 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
     facts = ctx.stats.integrity
     assert facts is not None
     n = facts.rows
-    tests: list[Test] = []
+    tests: list[Check] = []
     for v in facts.violations:
         tests.append(_fact("contract_violations", f"{v['column']}: {v['check']}", v["count"], n, "<=", 0, sev, note=v["detail"]))
     for col, rule in cfg.get("contract", {}).items():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from mlops_gates import metrics as M
-from mlops_gates.gates.base import Context, GateResult, Status, Test, insufficient_status, judge, summarise
+from mlops_gates.gates.base import Context, GateResult, Status, Check, insufficient_status, judge, summarise
 from mlops_gates.gates.common import metric_values, scope_label
 from mlops_gates.gates.fairness import grouping_name
 from mlops_gates.policy import GateSpec, Margin
@@ -29,13 +29,13 @@ def mcnemar_p(ctx: Context) -> tuple[float, int, int]:
     return float(p), lost, won
 
 
-def _flips(ctx: Context, spec: GateSpec) -> list[Test]:
+def _flips(ctx: Context, spec: GateSpec) -> list[Check]:
     cfg = spec.config["negative_flips"]
     r = ctx.resampled(("y", "c", "b"))
     t = r.table
     flip = t.sums["w"] * ((t.keys["b"] == t.keys["y"]) & (t.keys["c"] != t.keys["y"]))
     sev = cfg.get("severity", spec.severity)
-    out = [Test("negative_flip_rate", "overall", r.sum(flip) / r.sum(t.sums["w"]), int(t.n.sum()), "<=", cfg["max_rate"], sev)]
+    out = [Check("negative_flip_rate", "overall", r.sum(flip) / r.sum(t.sums["w"]), int(t.n.sum()), "<=", cfg["max_rate"], sev)]
     if cfg.get("per_group"):
         from mlops_gates.gates.fairness import groupings_for
 
@@ -47,7 +47,7 @@ def _flips(ctx: Context, spec: GateSpec) -> list[Test]:
         min_n = ctx.policy.settings.min_group_size
         for j, (g, v) in enumerate(labels):
             small = ns[j] < min_n
-            out.append(Test("negative_flip_rate", scope_label(cols, g, v), per[:, j], int(ns[j]), "<=", cfg["max_rate"], sev,
+            out.append(Check("negative_flip_rate", scope_label(cols, g, v), per[:, j], int(ns[j]), "<=", cfg["max_rate"], sev,
                             note=f"insufficient evidence: {int(ns[j])} rows < min_group_size {min_n}" if small else None,
                             forced=insufficient_status(ctx.policy) if small else None))
     return out
@@ -59,7 +59,7 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
         action = policy.on.missing_baseline
         status = {"hold": Status.INCONCLUSIVE, "reject": Status.FAIL, "skip": Status.SKIP}[action]
         return GateResult(spec.name, spec.type, status, f"no baseline predictions to compare with (on.missing_baseline: {action})")
-    tests: list[Test] = []
+    tests: list[Check] = []
     details: dict = {}
     overall = [m for m in spec.margins if M.ALL[m.metric].kind == "overall"]
     fair = [m for m in spec.margins if M.ALL[m.metric].kind == "fairness"]
@@ -77,7 +77,7 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
             keep = counts["rows"] >= policy.settings.min_group_size
             for m in fair:
                 if keep.sum() < 2:
-                    tests.append(Test(m.metric, grouping_name(ctx, grouping), np.array([np.nan]), 0, None, None, m.severity,
+                    tests.append(Check(m.metric, grouping_name(ctx, grouping), np.array([np.nan]), 0, None, None, m.severity,
                                       note="fewer than two groups with enough rows", forced=Status.INCONCLUSIVE))
                     continue
                 c = fairness_values(ctx, "c", grouping, m.metric, keep)
@@ -91,10 +91,10 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
     return summarise(spec.name, spec.type, judge(tests, policy), policy, details)
 
 
-def _paired(m: Margin, cand: np.ndarray, base: np.ndarray, n: int, scope: str = "overall") -> Test:
+def _paired(m: Margin, cand: np.ndarray, base: np.ndarray, n: int, scope: str = "overall") -> Check:
     """Judge the paired difference candidate - baseline against the margin, on the side the metric improves."""
     allowed = m.value if m.kind == "absolute" else m.value * abs(float(base[0]))
     up = M.ALL[m.metric].higher_is_better
     note = None if m.kind == "absolute" else f"relative margin {m.value:g} x baseline {float(base[0]):.4g}"
-    return Test(f"{m.metric} (candidate - baseline)", scope, cand - base, n, ">=" if up else "<=", -allowed if up else allowed,
+    return Check(f"{m.metric} (candidate - baseline)", scope, cand - base, n, ">=" if up else "<=", -allowed if up else allowed,
                 m.severity, baseline=float(base[0]), note=note)

@@ -83,6 +83,14 @@ class _Encoder:
         self.edges = score_edges(policy.settings.score_bins)
         self.nbins = len(self.edges) + 1
         self.K = 2 if policy.task == "binary" else len(policy.classes)
+        self.baseline_seen: set[bool] = set()  # True: a batch with baseline values; False: one without
+
+    def baseline_empty(self, batch: pa.RecordBatch) -> bool:
+        """A baseline whose columns are empty in every row means there is no baseline yet (a first model)."""
+        mc = self.cols.baseline
+        assert mc is not None
+        names = ([mc.prediction] if mc.prediction else []) + list(mc.score)
+        return all(batch.column(n).null_count == batch.num_rows for n in names)
 
     @property
     def group_columns(self) -> tuple[str, ...]:
@@ -202,13 +210,19 @@ class _Encoder:
             for side, mc in (("c", self.cols.candidate), ("b", self.cols.baseline)):
                 if mc is None or not mc.prediction:
                     continue
+                if side == "b":
+                    self.baseline_seen.add(not self.baseline_empty(batch))
+                    if False in self.baseline_seen:
+                        continue
                 e = self.regression(batch, mc.prediction, f"{'candidate' if side == 'c' else 'baseline'} prediction", offset) - y
                 vals[f"ae_{side}"], vals[f"se_{side}"] = w * np.abs(e), w * e * e
             return from_rows(keys, vals), y
         y = self.class_codes(batch.column(self.cols.label), f"label '{self.cols.label}'", offset, self.label_book)
         keys["y"] = y
         for side in ("c", "b"):
-            if side == "b" and self.cols.baseline is None:
+            if side == "b" and self.cols.baseline is not None:
+                self.baseline_seen.add(not self.baseline_empty(batch))
+            if side == "b" and (self.cols.baseline is None or False in self.baseline_seen):
                 keys["b"] = np.zeros(n, dtype=np.int64)
                 keys["bbin"] = np.zeros(n, dtype=np.int64)
                 continue
@@ -252,6 +266,9 @@ def collect(policy: Policy) -> EvalStats:
         if integrity:
             integrity.update(batch, y, offset)
         offset += batch.num_rows
+    if enc.baseline_seen == {True, False}:
+        raise DataError("the baseline's columns are empty in some batches of rows and filled in others",
+                        where=str(ds.path), hint="fill the baseline for every row, or leave it empty everywhere when there is no baseline yet")
     if table is None:
         raise DataError("has no rows", where=str(ds.path), hint="write the evaluation rows to it, or fix the path")
     if policy.task == "binary":
@@ -260,8 +277,9 @@ def collect(policy: Policy) -> EvalStats:
             raise DataError(f"positive_label {policy.positive_label!r} never appears in label '{policy.columns.label}' (values: {', '.join(map(repr, labels[:5]))})",
                             where=str(ds.path), hint="set positive_label to one of those values")
         for side, book in enc.pred_books.items():
-            foreign = [v for v in book.values() if str(v) not in {str(x) for x in labels}]
-            if foreign:
+            allowed = {str(x) for x in labels} | {str(policy.positive_label)}
+            foreign = [v for v in book.values() if str(v) not in allowed]
+            if foreign and not (len(allowed) == 1 and len(foreign) == 1):  # all labels one class: one other value is fine
                 who = "candidate" if side == "c" else "baseline"
                 raise DataError(f"{who} predictions hold values the label never takes: {', '.join(map(repr, foreign[:5]))} "
                                 f"(label values: {', '.join(map(repr, labels[:5]))})",
@@ -282,8 +300,8 @@ def collect(policy: Policy) -> EvalStats:
         cells=table,
         edges=enc.edges,
         rows=offset,
-        has_baseline=c.baseline is not None,
-        has_score={"c": bool(c.candidate.score), "b": bool(c.baseline and c.baseline.score)},
+        has_baseline=c.baseline is not None and True in enc.baseline_seen,
+        has_score={"c": bool(c.candidate.score), "b": bool(c.baseline and c.baseline.score and True in enc.baseline_seen)},
         data_digest=sha256_file(ds.path),
         integrity=integrity.finish(policy) if integrity else None,
     )

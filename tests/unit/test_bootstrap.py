@@ -1,0 +1,106 @@
+"""The bootstrap on the table, the interval rule, multiple-comparison corrections, McNemar."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mlops_gates.gates.base import Status, Check, adjust, judge
+from mlops_gates.stats.table import CellTable, from_rows, replicate_weights
+
+
+def table(counts: list[int], strata: list[int]) -> CellTable:
+    return CellTable({"stratum": np.array(strata), "cell": np.arange(len(counts))}, {"w": np.array(counts, float)}, np.array(counts))
+
+
+@pytest.mark.parametrize("counts", [[500, 300, 150, 50], [1, 2, 1, 3, 1, 2, 1, 1]])  # multinomial path, row-draw path
+def test_replicates_keep_stratum_sizes_and_match_multinomial_moments(counts):
+    strata = [0] * (len(counts) // 2) + [1] * (len(counts) - len(counts) // 2)
+    t = table(counts, strata)
+    w = replicate_weights(t, t.keys["stratum"], 4000, seed=3)
+    resampled = w * t.n  # rows per cell in each replicate
+    for s in (0, 1):
+        idx = np.flatnonzero(np.array(strata) == s)
+        assert np.allclose(resampled[:, idx].sum(axis=1), t.n[idx].sum())  # stratified: sizes fixed
+        total = t.n[idx].sum()
+        p = t.n[idx] / total
+        assert np.allclose(resampled[:, idx].mean(axis=0), total * p, rtol=0.05)
+        assert np.allclose(resampled[:, idx].var(axis=0), total * p * (1 - p), rtol=0.12)
+
+
+def test_same_seed_same_replicates():
+    t = table([40, 60, 25, 75], [0, 0, 1, 1])
+    a = replicate_weights(t, t.keys["stratum"], 50, seed=9)
+    b = replicate_weights(t, t.keys["stratum"], 50, seed=9)
+    c = replicate_weights(t, t.keys["stratum"], 50, seed=10)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_bootstrap_se_of_accuracy_matches_binomial():
+    rng = np.random.default_rng(0)
+    n = 5000
+    correct = rng.random(n) < 0.8
+    t = from_rows({"stratum": np.zeros(n, int), "ok": correct.astype(int)}, {"w": np.ones(n)})
+    w = replicate_weights(t, t.keys["stratum"], 3000, seed=1)
+    acc = (w @ (t.sums["w"] * t.keys["ok"])) / (w @ t.sums["w"])
+    p = correct.mean()
+    assert acc.std() == pytest.approx(np.sqrt(p * (1 - p) / n), rel=0.08)
+
+
+def test_merge_adds_exactly():
+    a = from_rows({"k": np.array([0, 1, 1])}, {"w": np.array([1.0, 2.0, 3.0])})
+    b = from_rows({"k": np.array([1, 2])}, {"w": np.array([4.0, 5.0])})
+    m = a.merge(b)
+    assert m.keys["k"].tolist() == [0, 1, 2] and m.n.tolist() == [1, 3, 1] and m.sums["w"].tolist() == [1.0, 9.0, 5.0]
+
+
+def test_holm_and_bh_by_hand():
+    p = [0.01, 0.04, 0.03, 0.005]
+    # Holm: sorted 0.005*4=0.02, 0.01*3=0.03, 0.03*2=0.06, 0.04*1 -> max-accumulated 0.06
+    assert adjust(p, "holm") == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    # BH: sorted p*4/rank = 0.02, 0.02, 0.04, 0.04 -> min-accumulated from the top
+    assert adjust(p, "bh") == pytest.approx([0.02, 0.04, 0.04, 0.02])
+    assert adjust(p, "none") == p
+
+
+class _Settings:
+    def __init__(self, mode="interval", correction="none"):
+        self.confidence, self.decision_mode, self.correction = 0.95, mode, correction
+
+
+class _Policy:
+    def __init__(self, **kw):
+        self.settings = _Settings(**kw)
+
+
+def _test(center: float, spread: float, op=">=", thr=0.8, n=2000, seed=0) -> Check:
+    reps = np.random.default_rng(seed).normal(center, spread, n)
+    return Check("accuracy", "overall", np.r_[center, reps], 100, op, thr, "fail")
+
+
+def test_interval_rule_pass_fail_inconclusive():
+    res = judge([_test(0.9, 0.02), _test(0.7, 0.02), _test(0.81, 0.02)], _Policy())  # type: ignore[arg-type]
+    assert [r.status for r in res] == [Status.PASS, Status.FAIL, Status.INCONCLUSIVE]
+    lo, hi = res[2].ci  # type: ignore[misc]
+    assert lo < 0.8 < hi
+    # point-estimate decisions (as TFMA and MLflow): the straddling one passes on its point
+    res = judge([_test(0.81, 0.02)], _Policy(mode="point"))  # type: ignore[arg-type]
+    assert res[0].status == Status.PASS
+
+
+def test_correction_turns_a_marginal_pass_inconclusive():
+    tests = [_test(0.843, 0.02, seed=s) for s in range(5)]  # each alone: p about 0.016 -> pass at 0.025
+    alone = judge(tests, _Policy())  # type: ignore[arg-type]
+    holm = judge(tests, _Policy(correction="holm"))  # type: ignore[arg-type]
+    assert all(r.status == Status.PASS for r in alone)
+    assert all(r.status == Status.INCONCLUSIVE for r in holm)
+    assert all(r.adjusted_p is not None and r.adjusted_p >= r.p_value for r in holm)  # type: ignore[operator]
+
+
+def test_undefined_value_is_error_and_warn_severity_never_blocks():
+    t = Check("precision", "overall", np.full(11, np.nan), 10, ">=", 0.5, "fail")
+    w = _test(0.7, 0.01)
+    w.severity = "warn"
+    res = judge([t, w], _Policy())  # type: ignore[arg-type]
+    assert res[0].status == Status.ERROR and "undefined" in (res[0].note or "")
+    assert res[1].status == Status.WARN
