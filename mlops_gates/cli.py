@@ -6,14 +6,18 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from mlops_gates import __version__
 from mlops_gates.errors import ExitCode, GateError
 
+if TYPE_CHECKING:
+    from mlops_gates.evaluate import Outcome
 
-def _summary(outcome) -> str:  # type: ignore[no-untyped-def]
+
+def _summary(outcome: Outcome) -> str:
     from mlops_gates.report.format import ICON
 
     lines = [f"{ICON[outcome.decision.verdict]} {outcome.decision.verdict}"]
@@ -22,7 +26,7 @@ def _summary(outcome) -> str:  # type: ignore[no-untyped-def]
     return "\n".join(lines)
 
 
-def _finish(outcome) -> None:  # type: ignore[no-untyped-def]
+def _finish(outcome: Outcome) -> None:
     click.echo(_summary(outcome))
     for kind, path in outcome.files.items():
         click.echo(f"  {kind:<8} {path}")
@@ -39,10 +43,22 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--policy", "policy_path", type=click.Path(dir_okay=False, path_type=Path), default="gates.yml", show_default=True,
-              help="The policy file.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default="gate-out", show_default=True,
-              help="Folder for decision.json, report.md, junit.xml and report.html.")
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="gates.yml",
+    show_default=True,
+    help="The policy file.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="gate-out",
+    show_default=True,
+    help="Folder for decision.json, report.md, junit.xml and report.html.",
+)
 def evaluate(policy_path: Path, out_dir: Path) -> None:
     """Evaluate the candidate against the policy and decide PROMOTE, HOLD or REJECT."""
     from mlops_gates.evaluate import run
@@ -62,7 +78,9 @@ def policy_check(file: Path) -> None:
     from mlops_gates import policy as pol
 
     p = pol.load(file)
-    click.echo(f"{file}: valid ({len(p.gates)} gate{'s' if len(p.gates) != 1 else ''}: {', '.join(g.name for g in p.gates)})")
+    click.echo(
+        f"{file}: valid ({len(p.gates)} gate{'s' if len(p.gates) != 1 else ''}: {', '.join(g.name for g in p.gates)})"
+    )
 
 
 @policy.command("schema")
@@ -74,7 +92,13 @@ def policy_schema() -> None:
 
 
 @cli.command()
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default="gate-out", show_default=True)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="gate-out",
+    show_default=True,
+)
 def demo(out_dir: Path) -> None:
     """Gate a gradient-boosting candidate against a logistic-regression baseline on UCI Adult."""
     from mlops_gates.demo import run_demo
@@ -98,6 +122,8 @@ def main() -> None:
     except Exception as exc:
         if os.environ.get("MLOPS_GATES_DEBUG"):
             raise
-        click.echo(f"unexpected error: {type(exc).__name__}: {exc}\n  set MLOPS_GATES_DEBUG=1 for the traceback, and please report it",
-                   err=True)
+        click.echo(
+            f"unexpected error: {type(exc).__name__}: {exc}\n  set MLOPS_GATES_DEBUG=1 for the traceback, and please report it",
+            err=True,
+        )
         sys.exit(ExitCode.UNEXPECTED)

@@ -27,7 +27,8 @@ def decide(results: list[GateResult], policy: Policy) -> Decision:
     """Any FAIL rejects; ERROR and INCONCLUSIVE do what the policy's `on:` says; only then PROMOTE."""
     if not results:
         return Decision(REJECT, ("no gate ran; an empty set of gates is not a pass",))
-    reject, hold = [], []
+    reject: list[str] = []
+    hold: list[str] = []
     for r in results:
         line = f"{r.name}: {r.status.value}: {r.reason}"
         if r.status == Status.FAIL:
@@ -67,7 +68,9 @@ def ci_context(env: dict[str, str] | None = None) -> dict[str, Any] | None:
             "commit": head or e.get("GITHUB_SHA"),
             "ref": e.get("GITHUB_REF"),
             "pull_request": pr,
-            "run_url": f"{server}/{repo}/actions/runs/{e['GITHUB_RUN_ID']}" if repo and e.get("GITHUB_RUN_ID") else None,
+            "run_url": f"{server}/{repo}/actions/runs/{e['GITHUB_RUN_ID']}"
+            if repo and e.get("GITHUB_RUN_ID")
+            else None,
         }
     if e.get("GITLAB_CI") == "true":
         mr = e.get("CI_MERGE_REQUEST_IID")
@@ -82,8 +85,14 @@ def ci_context(env: dict[str, str] | None = None) -> dict[str, Any] | None:
     return None
 
 
-def record(policy: Policy, decision: Decision, results: list[GateResult], inputs: dict[str, Any], rows: int,
-           now: dt.datetime | None = None) -> dict[str, Any]:
+def record(
+    policy: Policy,
+    decision: Decision,
+    results: list[GateResult],
+    inputs: dict[str, Any],
+    rows: int,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
     s = policy.settings
     return {
         "$schema": SCHEMA_ID,
@@ -97,8 +106,15 @@ def record(policy: Policy, decision: Decision, results: list[GateResult], inputs
             "confidence": s.confidence,
             "decision_mode": s.decision_mode,
             "correction": s.correction,
-            "bootstrap": {"replicates": s.replicates, "seed": s.seed, "stratified_by": list(policy.columns.sensitive + policy.columns.slices)},
-            "on": {k: getattr(policy.on, k) for k in ("error", "inconclusive", "missing_baseline", "insufficient_group", "missing_group")},
+            "bootstrap": {
+                "replicates": s.replicates,
+                "seed": s.seed,
+                "stratified_by": list(policy.columns.sensitive + policy.columns.slices),
+            },
+            "on": {
+                k: getattr(policy.on, k)
+                for k in ("error", "inconclusive", "missing_baseline", "insufficient_group", "missing_group")
+            },
         },
         "inputs": inputs,
         "tool": {"name": "mlops-gates", "version": __version__},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -12,14 +13,29 @@ import pyarrow.parquet as pq
 
 from mlops_gates.errors import GateError
 
+if TYPE_CHECKING:
+    from mlops_gates.evaluate import Outcome
+
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "adult"
 NUMERIC = ["age", "fnlwgt", "education_num", "capital_gain", "capital_loss", "hours_per_week"]
-CATEGORICAL = ["workclass", "education", "marital_status", "occupation", "relationship", "race", "sex", "native_country"]
+CATEGORICAL = [
+    "workclass",
+    "education",
+    "marital_status",
+    "occupation",
+    "relationship",
+    "race",
+    "sex",
+    "native_country",
+]
 LABEL, POSITIVE = "income", ">50K"
 
 
 def _matrix(table: pa.Table) -> np.ndarray:
-    cols = [np.asarray(table.column(c).to_numpy(zero_copy_only=False), dtype=object) for c in NUMERIC + CATEGORICAL]
+    cols = [
+        np.asarray(table.column(c).to_numpy(zero_copy_only=False), dtype=object)
+        for c in NUMERIC + CATEGORICAL
+    ]
     out = np.empty((table.num_rows, len(cols)), dtype=object)
     for i, c in enumerate(cols):
         out[:, i] = np.where(c == None, "missing", c) if i >= len(NUMERIC) else c.astype(float)  # noqa: E711
@@ -39,29 +55,51 @@ def train_and_score(train: pa.Table, test: pa.Table, seed: int = 0) -> dict[str,
     num = list(range(len(NUMERIC)))
     cat = list(range(len(NUMERIC), len(NUMERIC) + len(CATEGORICAL)))
     baseline = make_pipeline(
-        ColumnTransformer([("num", StandardScaler(), num), ("cat", OneHotEncoder(handle_unknown="ignore"), cat)]),
+        ColumnTransformer(
+            [("num", StandardScaler(), num), ("cat", OneHotEncoder(handle_unknown="ignore"), cat)]
+        ),
         LogisticRegression(max_iter=2000),
     )
     candidate = make_pipeline(
-        ColumnTransformer([("num", "passthrough", num),
-                           ("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1), cat)]),
-        HistGradientBoostingClassifier(categorical_features=list(range(len(num), len(num) + len(cat))), max_iter=200,
-                                       learning_rate=0.1, random_state=seed),
+        ColumnTransformer(
+            [
+                ("num", "passthrough", num),
+                (
+                    "cat",
+                    OrdinalEncoder(
+                        handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1
+                    ),
+                    cat,
+                ),
+            ]
+        ),
+        HistGradientBoostingClassifier(
+            categorical_features=list(range(len(num), len(num) + len(cat))),
+            max_iter=200,
+            learning_rate=0.1,
+            random_state=seed,
+        ),
     )
     baseline.fit(X, y)
     candidate.fit(X, y)
     return {"baseline": baseline.predict_proba(Xt)[:, 1], "candidate": candidate.predict_proba(Xt)[:, 1]}
 
 
-def run_demo(out_dir: Path, echo: Callable[[str], None] = print):  # type: ignore[no-untyped-def]
+def run_demo(out_dir: Path, echo: Callable[[str], None] = print) -> Outcome:
     from mlops_gates.evaluate import run
 
     if not (EXAMPLE / "adult-train.parquet").is_file():
-        raise GateError("the demo data is missing", where=str(EXAMPLE), hint="run the demo from a clone of the repository (make demo)")
+        raise GateError(
+            "the demo data is missing",
+            where=str(EXAMPLE),
+            hint="run the demo from a clone of the repository (make demo)",
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     train = pq.read_table(EXAMPLE / "adult-train.parquet")
     test = pq.read_table(EXAMPLE / "adult-test.parquet")
-    echo(f"training a baseline (logistic regression) and a candidate (gradient boosting) on {train.num_rows:,} rows of UCI Adult ...")
+    echo(
+        f"training a baseline (logistic regression) and a candidate (gradient boosting) on {train.num_rows:,} rows of UCI Adult ..."
+    )
     scores = train_and_score(train, test)
     columns = {name: test.column(name) for name in test.column_names}
     for role, s in scores.items():

@@ -36,9 +36,7 @@ class PolicyError(GateError):
         self.file = file
         lines = [f"{w}: {m}" + (f"\n    hint: {h}" if h else "") for w, m, h in problems]
         n = len(problems)
-        super().__init__(
-            f"{file}: {n} problem{'s' if n != 1 else ''} in the policy\n  " + "\n  ".join(lines)
-        )
+        super().__init__(f"{file}: {n} problem{'s' if n != 1 else ''} in the policy\n  " + "\n  ".join(lines))
 
     def render(self) -> str:
         return self.message

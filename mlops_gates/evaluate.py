@@ -22,7 +22,9 @@ class Outcome:
     files: dict[str, Path]
 
 
-def run(policy_path: str | Path, out_dir: str | Path, *, model_paths: dict[str, Path] | None = None) -> Outcome:
+def run(
+    policy_path: str | Path, out_dir: str | Path, *, model_paths: dict[str, Path] | None = None
+) -> Outcome:
     """Validate the policy, read the data once, run every gate, decide, and write the outputs."""
     from mlops_gates.report import write_all
 
@@ -33,13 +35,21 @@ def run(policy_path: str | Path, out_dir: str | Path, *, model_paths: dict[str, 
     decision = decide(results, pol)
     inputs: dict[str, Any] = {
         "policy": {"path": str(pol.path), "digest": pol.digest},
-        "data": {"eval": {"path": str(pol.eval_data.path), "format": pol.eval_data.format, "digest": stats.data_digest}},
+        "data": {
+            "eval": {
+                "path": str(pol.eval_data.path),
+                "format": pol.eval_data.format,
+                "digest": stats.data_digest,
+            }
+        },
     }
     for role, ds in (("reference", pol.reference), ("training", pol.training)):
         if ds is not None:
             inputs["data"][role] = {"path": str(ds.path), "format": ds.format, "digest": sha256_file(ds.path)}
     if model_paths:
-        inputs["models"] = {role: {"path": str(p), "digest": sha256_file(p)} for role, p in model_paths.items() if p.is_file()}
+        inputs["models"] = {
+            role: {"path": str(p), "digest": sha256_file(p)} for role, p in model_paths.items() if p.is_file()
+        }
     rec = record(pol, decision, results, inputs, stats.rows)
     files = write_all(rec, Path(out_dir), stats=stats, policy=pol)
     return Outcome(decision, results, rec, files)

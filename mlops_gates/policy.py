@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -112,7 +112,7 @@ class Policy:
 class _NoAliasLoader(yaml.SafeLoader):
     """Refuses aliases, so a hostile file cannot expand without limit (billion laughs)."""
 
-    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+    def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise yaml.MarkedYAMLError(
@@ -124,12 +124,17 @@ class _NoAliasLoader(yaml.SafeLoader):
 
 # YAML 1.2 booleans: only true/false. YAML 1.1 would read the key `on:` (and yes/no/off) as a boolean.
 _NoAliasLoader.yaml_implicit_resolvers = {
-    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"] for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
-_NoAliasLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_NoAliasLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
-def _to_python(loader: yaml.SafeLoader, node: yaml.Node, path: str, lines: dict[str, int], problems: list[Problem]) -> Any:
+def _to_python(
+    loader: yaml.SafeLoader, node: yaml.Node, path: str, lines: dict[str, int], problems: list[Problem]
+) -> Any:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
@@ -137,7 +142,9 @@ def _to_python(loader: yaml.SafeLoader, node: yaml.Node, path: str, lines: dict[
             key = loader.construct_object(key_node, deep=True)
             child = f"{path}.{key}" if path else str(key)
             if key in out:
-                problems.append((f"line {key_node.start_mark.line + 1}: {child}", "key appears twice", "keep one of them"))
+                problems.append(
+                    (f"line {key_node.start_mark.line + 1}: {child}", "key appears twice", "keep one of them")
+                )
             out[key] = _to_python(loader, value_node, child, lines, problems)
         return out
     if isinstance(node, yaml.SequenceNode):
@@ -151,11 +158,15 @@ def read_yaml(path: Path) -> tuple[Any, dict[str, int], bytes]:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise PolicyError([("file", "not found", "pass --policy PATH to an existing gates.yml")], file=file) from None
+        raise PolicyError(
+            [("file", "not found", "pass --policy PATH to an existing gates.yml")], file=file
+        ) from None
     except OSError as exc:
         raise PolicyError([("file", f"cannot be read: {exc.strerror}", None)], file=file) from None
     if len(raw) > MAX_POLICY_BYTES:
-        raise PolicyError([("file", f"is {len(raw)} bytes; a policy may be at most {MAX_POLICY_BYTES}", None)], file=file)
+        raise PolicyError(
+            [("file", f"is {len(raw)} bytes; a policy may be at most {MAX_POLICY_BYTES}", None)], file=file
+        )
     if not raw.strip():
         raise PolicyError([("file", "is empty", "start from examples/adult/gates.yml")], file=file)
     loader = _NoAliasLoader(raw.decode("utf-8", errors="replace"))
@@ -167,7 +178,9 @@ def read_yaml(path: Path) -> tuple[Any, dict[str, int], bytes]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "file"
-        raise PolicyError([(where, f"YAML syntax: {exc.problem or exc.context}", "fix the YAML at that place")], file=file) from None
+        raise PolicyError(
+            [(where, f"YAML syntax: {exc.problem or exc.context}", "fix the YAML at that place")], file=file
+        ) from None
     except yaml.YAMLError as exc:
         raise PolicyError([("file", f"YAML syntax: {exc}", None)], file=file) from None
     finally:
@@ -181,7 +194,7 @@ def read_yaml(path: Path) -> tuple[Any, dict[str, int], bytes]:
 @cache
 def schema() -> dict[str, Any]:
     text = resources.files("mlops_gates").joinpath("schemas/policy.v1.schema.json").read_text()
-    return json.loads(text)  # type: ignore[no-any-return]
+    return json.loads(text)
 
 
 def _where(path: list[Any], lines: dict[str, int]) -> str:
@@ -211,13 +224,20 @@ def _schema_problems(data: Any, lines: dict[str, int]) -> list[Problem]:
             for key in extra:
                 s = M.suggest(str(key), allowed)
                 problems.append(
-                    (_where([*err.absolute_path, key], lines), f"unknown key '{key}'",
-                     f"did you mean '{s}'?" if s else f"allowed keys: {', '.join(allowed)}")
+                    (
+                        _where([*err.absolute_path, key], lines),
+                        f"unknown key '{key}'",
+                        f"did you mean '{s}'?" if s else f"allowed keys: {', '.join(allowed)}",
+                    )
                 )
             continue
         if err.validator == "enum":
             choices = [str(x) for x in err.validator_value]
-            s = str(err.instance)[::-1] if str(err.instance)[::-1] in choices else M.suggest(str(err.instance), choices)
+            s = (
+                str(err.instance)[::-1]
+                if str(err.instance)[::-1] in choices
+                else M.suggest(str(err.instance), choices)
+            )
             hint = f"did you mean '{s}'?" if s else f"use one of: {', '.join(map(str, err.validator_value))}"
         elif err.validator == "required":
             hint = "add it"
@@ -240,15 +260,33 @@ def _semantic_problems(data: dict[str, Any], lines: dict[str, int]) -> list[Prob
             continue
         score = mc.get("score")
         if task == "multiclass" and isinstance(score, str):
-            problems.append((_where(["columns", side, "score"], lines), "a multiclass score needs one column per class",
-                             "list the columns in the order of 'classes'"))
+            problems.append(
+                (
+                    _where(["columns", side, "score"], lines),
+                    "a multiclass score needs one column per class",
+                    "list the columns in the order of 'classes'",
+                )
+            )
         if task == "multiclass" and isinstance(score, list) and len(score) != len(data.get("classes", [])):
-            problems.append((_where(["columns", side, "score"], lines),
-                             f"{len(score)} score columns for {len(data.get('classes', []))} classes", "give one per class"))
+            problems.append(
+                (
+                    _where(["columns", side, "score"], lines),
+                    f"{len(score)} score columns for {len(data.get('classes', []))} classes",
+                    "give one per class",
+                )
+            )
         if task != "multiclass" and isinstance(score, list):
-            problems.append((_where(["columns", side, "score"], lines), f"a {task} task takes one score column", None))
+            problems.append(
+                (_where(["columns", side, "score"], lines), f"a {task} task takes one score column", None)
+            )
         if task == "regression" and "prediction" not in mc:
-            problems.append((_where(["columns", side], lines), "a regression task needs a 'prediction' column", "add prediction: COLUMN"))
+            problems.append(
+                (
+                    _where(["columns", side], lines),
+                    "a regression task needs a 'prediction' column",
+                    "add prediction: COLUMN",
+                )
+            )
     for gi, gate in enumerate(data["gates"]):
         gtype = gate["type"]
         for mi, m in enumerate(gate.get("metrics", [])):
@@ -256,51 +294,134 @@ def _semantic_problems(data: dict[str, Any], lines: dict[str, int]) -> list[Prob
             info = M.ALL.get(name)
             where = _where(["gates", gi, "metrics", mi, "metric"], lines)
             if info is None and name in M.GROUP_RATES:
-                problems.append((where, f"'{name}' is a per-group rate, not a gate metric",
-                                 f"gate on its spread: {name}_difference, {name}_ratio or {name}_overall_difference"))
+                problems.append(
+                    (
+                        where,
+                        f"'{name}' is a per-group rate, not a gate metric",
+                        f"gate on its spread: {name}_difference, {name}_ratio or {name}_overall_difference",
+                    )
+                )
                 continue
             if info is None:
                 s = M.suggest(name, list(M.ALL))
-                problems.append((where, f"unknown metric '{name}'", f"did you mean '{s}'?" if s else "see the policy reference in the README"))
+                problems.append(
+                    (
+                        where,
+                        f"unknown metric '{name}'",
+                        f"did you mean '{s}'?" if s else "see the policy reference in the README",
+                    )
+                )
                 continue
-            side_cols = [cols.get("candidate") or {}] + ([cols["baseline"]] if gtype == "regression" and "baseline" in cols else [])
+            side_cols = [cols.get("candidate") or {}] + (
+                [cols["baseline"]] if gtype == "regression" and "baseline" in cols else []
+            )
             if name in ("roc_auc", "log_loss", "brier", "ece") and any("score" not in mc for mc in side_cols):
-                problems.append((where, f"'{name}' needs a score column for {'each model' if len(side_cols) > 1 else 'the candidate'}",
-                                 "add score: COLUMN under columns.candidate (and columns.baseline)"))
+                problems.append(
+                    (
+                        where,
+                        f"'{name}' needs a score column for {'each model' if len(side_cols) > 1 else 'the candidate'}",
+                        "add score: COLUMN under columns.candidate (and columns.baseline)",
+                    )
+                )
             if task not in info.tasks:
                 problems.append((where, f"metric '{name}' does not apply to a {task} task", None))
             if gtype == "accuracy" and info.kind != "overall":
                 problems.append((where, f"'{name}' is a fairness metric", "put it in a fairness gate"))
             if gtype == "fairness" and info.kind != "fairness":
                 s = M.suggest(name + "_difference", list(M.FAIRNESS))
-                problems.append((where, f"'{name}' is not a fairness metric", f"did you mean '{s}'?" if s else None))
+                problems.append(
+                    (where, f"'{name}' is not a fairness metric", f"did you mean '{s}'?" if s else None)
+                )
         if gtype in ("fairness", "regression"):
             feats = gate.get("features", sensitive)
-            needs_groups = gtype == "fairness" or any(M.ALL.get(m["metric"], M.OVERALL["accuracy"]).kind == "fairness" for m in gate.get("metrics", []))
+            needs_groups = gtype == "fairness" or any(
+                M.ALL.get(m["metric"], M.OVERALL["accuracy"]).kind == "fairness"
+                for m in gate.get("metrics", [])
+            )
             if needs_groups and not feats:
-                problems.append((_where(["gates", gi], lines), "needs sensitive features", "list them under columns.sensitive"))
+                problems.append(
+                    (
+                        _where(["gates", gi], lines),
+                        "needs sensitive features",
+                        "list them under columns.sensitive",
+                    )
+                )
             for fi, f in enumerate(gate.get("features", [])):
                 if f not in sensitive:
-                    problems.append((_where(["gates", gi, "features", fi], lines), f"'{f}' is not in columns.sensitive", f"add '{f}' to columns.sensitive"))
+                    problems.append(
+                        (
+                            _where(["gates", gi, "features", fi], lines),
+                            f"'{f}' is not in columns.sensitive",
+                            f"add '{f}' to columns.sensitive",
+                        )
+                    )
             for f in gate.get("expected_groups", {}):
                 if f not in sensitive:
-                    problems.append((_where(["gates", gi, "expected_groups", f], lines), f"'{f}' is not in columns.sensitive", None))
+                    problems.append(
+                        (
+                            _where(["gates", gi, "expected_groups", f], lines),
+                            f"'{f}' is not in columns.sensitive",
+                            None,
+                        )
+                    )
         if gtype == "regression":
             if not gate.get("metrics") and "negative_flips" not in gate:
-                problems.append((_where(["gates", gi], lines), "a regression gate checks nothing", "add metrics or negative_flips"))
+                problems.append(
+                    (
+                        _where(["gates", gi], lines),
+                        "a regression gate checks nothing",
+                        "add metrics or negative_flips",
+                    )
+                )
             if not has_baseline:
-                problems.append((_where(["gates", gi], lines), "a regression gate needs baseline columns", "add columns.baseline"))
+                problems.append(
+                    (
+                        _where(["gates", gi], lines),
+                        "a regression gate needs baseline columns",
+                        "add columns.baseline",
+                    )
+                )
             if "negative_flips" in gate and task == "regression":
-                problems.append((_where(["gates", gi, "negative_flips"], lines), "negative flips need a classification task", None))
+                problems.append(
+                    (
+                        _where(["gates", gi, "negative_flips"], lines),
+                        "negative flips need a classification task",
+                        None,
+                    )
+                )
         if gtype == "integrity" and len(gate) == 1 + ("name" in gate) + ("severity" in gate):
-            problems.append((_where(["gates", gi], lines), "an integrity gate checks nothing", "add contract, max_missing_rate, drift, ..."))
+            problems.append(
+                (
+                    _where(["gates", gi], lines),
+                    "an integrity gate checks nothing",
+                    "add contract, max_missing_rate, drift, ...",
+                )
+            )
         pd = gate.get("prediction_drift")
         if pd and not has_baseline:
-            problems.append((_where(["gates", gi, "prediction_drift"], lines), "prediction drift compares candidate with baseline", "add columns.baseline"))
+            problems.append(
+                (
+                    _where(["gates", gi, "prediction_drift"], lines),
+                    "prediction drift compares candidate with baseline",
+                    "add columns.baseline",
+                )
+            )
         if gate.get("drift") and "reference" not in data["data"]:
-            problems.append((_where(["gates", gi, "drift"], lines), "drift needs reference data", "add data.reference.path"))
+            problems.append(
+                (
+                    _where(["gates", gi, "drift"], lines),
+                    "drift needs reference data",
+                    "add data.reference.path",
+                )
+            )
         if "max_leakage_rate" in gate and "training" not in data["data"]:
-            problems.append((_where(["gates", gi, "max_leakage_rate"], lines), "leakage needs training data", "add data.training.path"))
+            problems.append(
+                (
+                    _where(["gates", gi, "max_leakage_rate"], lines),
+                    "leakage needs training data",
+                    "add data.training.path",
+                )
+            )
     names = [g.get("name", g["type"]) for g in data["gates"]]
     for n in {n for n in names if names.count(n) > 1}:
         problems.append(("gates", f"two gates are named '{n}'", "give each a distinct name"))
@@ -311,10 +432,17 @@ def _semantic_problems(data: dict[str, Any], lines: dict[str, int]) -> list[Prob
     return problems
 
 
+def _margin(m: dict[str, float]) -> tuple[str, float]:
+    kind, value = next(iter(m.items()))
+    return kind, float(value)
+
+
 def _dataset(d: dict[str, Any], base: Path) -> Dataset:
     p = Path(d["path"])
     path = p if p.is_absolute() else base / p
-    fmt = d.get("format") or {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}.get(path.suffix.lower(), "parquet")
+    fmt = d.get("format") or {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}.get(
+        path.suffix.lower(), "parquet"
+    )
     return Dataset(path, fmt)
 
 
@@ -330,7 +458,10 @@ def load(path: str | Path) -> Policy:
     path = Path(path)
     data, lines, raw = read_yaml(path)
     if not isinstance(data, dict):
-        raise PolicyError([("line 1", "a policy is a mapping of keys to values", "start from examples/adult/gates.yml")], file=str(path))
+        raise PolicyError(
+            [("line 1", "a policy is a mapping of keys to values", "start from examples/adult/gates.yml")],
+            file=str(path),
+        )
     problems = _schema_problems(data, lines)
     if not problems:
         problems = _semantic_problems(data, lines)
@@ -355,9 +486,15 @@ def load(path: str | Path) -> Policy:
     gates = []
     for g in data["gates"]:
         sev = g.get("severity", "fail")
-        thresholds = tuple(Threshold(m["metric"], m["op"], float(m["value"]), m.get("severity", sev)) for m in g.get("metrics", []) if "op" in m)
+        thresholds = tuple(
+            Threshold(m["metric"], m["op"], float(m["value"]), m.get("severity", sev))
+            for m in g.get("metrics", [])
+            if "op" in m
+        )
         margins = tuple(
-            Margin(m["metric"], *next(iter(m["margin"].items())), m.get("severity", sev)) for m in g.get("metrics", []) if "margin" in m
+            Margin(m["metric"], *_margin(m["margin"]), m.get("severity", sev))
+            for m in g.get("metrics", [])
+            if "margin" in m
         )
         gates.append(GateSpec(g["type"], g.get("name", g["type"]), sev, g, thresholds, margins))
     return Policy(

@@ -26,7 +26,9 @@ def _check(sock: socket.socket, address) -> None:  # type: ignore[no-untyped-def
     except ValueError:
         if host == "localhost":
             return
-    raise RuntimeError(f"test tried to open a network connection to {address!r}; tests are offline (loopback only)")
+    raise RuntimeError(
+        f"test tried to open a network connection to {address!r}; tests are offline (loopback only)"
+    )
 
 
 def _guarded_connect(self, address):  # type: ignore[no-untyped-def]
@@ -52,7 +54,9 @@ def write_policy(path: Path, policy: dict) -> Path:
     return path
 
 
-def binary_frame(n: int = 4000, seed: int = 0, shift: float = 0.0, flip_noise: float = 0.0) -> dict[str, np.ndarray]:
+def binary_frame(
+    n: int = 4000, seed: int = 0, shift: float = 0.0, flip_noise: float = 0.0
+) -> dict[str, np.ndarray]:
     """A binary task with two sensitive features and two real models trained on it (logistic regression)."""
     from sklearn.linear_model import LogisticRegression
 
@@ -77,10 +81,16 @@ def binary_frame(n: int = 4000, seed: int = 0, shift: float = 0.0, flip_noise: f
         cs = np.where(flip, 1 - cs, cs)
     ev = slice(n // 2, n)
     return {
-        "x1": x1[ev], "x2": x2[ev], "x3": x3[ev], "sex": sex[ev], "race": race[ev],
+        "x1": x1[ev],
+        "x2": x2[ev],
+        "x3": x3[ev],
+        "sex": sex[ev],
+        "race": race[ev],
         "label": np.where(y[ev], "yes", "no"),
-        "cand_score": cs[ev], "cand_pred": np.where(cs[ev] >= 0.5, "yes", "no"),
-        "base_score": bs[ev], "base_pred": np.where(bs[ev] >= 0.5, "yes", "no"),
+        "cand_score": cs[ev],
+        "cand_pred": np.where(cs[ev] >= 0.5, "yes", "no"),
+        "base_score": bs[ev],
+        "base_pred": np.where(bs[ev] >= 0.5, "yes", "no"),
     }
 
 
@@ -102,7 +112,8 @@ def binary_policy(data: str = "eval.parquet", gates: list | None = None, **extra
             "sensitive": ["sex", "race"],
         },
         "settings": {"bootstrap": {"replicates": 500, "seed": 1}},
-        "gates": gates or [{"type": "accuracy", "metrics": [{"metric": "accuracy", "op": ">=", "value": 0.6}]}],
+        "gates": gates
+        or [{"type": "accuracy", "metrics": [{"metric": "accuracy", "op": ">=", "value": 0.6}]}],
     }
     policy.update(extra)
     return policy

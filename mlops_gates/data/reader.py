@@ -25,11 +25,21 @@ def sha256_file(path: Path) -> str:
 
 def _check_file(ds: Dataset) -> None:
     if not ds.path.exists():
-        raise DataError("file not found", where=str(ds.path), hint="check data paths in the policy (relative paths start at the policy's folder)")
+        raise DataError(
+            "file not found",
+            where=str(ds.path),
+            hint="check data paths in the policy (relative paths start at the policy's folder)",
+        )
     if ds.path.is_dir():
-        raise DataError("is a folder, not a file", where=str(ds.path), hint="point the policy at one Parquet, CSV or JSONL file")
+        raise DataError(
+            "is a folder, not a file",
+            where=str(ds.path),
+            hint="point the policy at one Parquet, CSV or JSONL file",
+        )
     if ds.path.stat().st_size == 0:
-        raise DataError("file is empty", where=str(ds.path), hint="write the evaluation rows to it, or fix the path")
+        raise DataError(
+            "file is empty", where=str(ds.path), hint="write the evaluation rows to it, or fix the path"
+        )
 
 
 def column_names(ds: Dataset) -> list[str]:
@@ -49,8 +59,11 @@ def column_names(ds: Dataset) -> list[str]:
 
         return list(pjson.read_json(ds.path).schema.names)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise DataError(f"cannot read as {ds.format}: {exc}", where=str(ds.path),
-                        hint=f"check that the file is valid {ds.format}, or set data.*.format in the policy") from None
+        raise DataError(
+            f"cannot read as {ds.format}: {exc}",
+            where=str(ds.path),
+            hint=f"check that the file is valid {ds.format}, or set data.*.format in the policy",
+        ) from None
 
 
 def require_columns(ds: Dataset, wanted: list[str], names: list[str]) -> None:
@@ -89,8 +102,11 @@ def iter_batches(ds: Dataset, columns: list[str]) -> Iterator[pa.RecordBatch]:
 
             yield from pjson.read_json(ds.path).select(columns).to_batches(BATCH_ROWS)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
-        raise DataError(f"cannot read as {ds.format}: {exc}", where=str(ds.path),
-                        hint="every row needs the same columns; fix the file or set data.*.format in the policy") from None
+        raise DataError(
+            f"cannot read as {ds.format}: {exc}",
+            where=str(ds.path),
+            hint="every row needs the same columns; fix the file or set data.*.format in the policy",
+        ) from None
 
 
 def read_table(ds: Dataset, columns: list[str]) -> pa.Table:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlops_gates.gates.base import Context, GateResult, Check, insufficient_status, judge, summarise
+from mlops_gates.gates.base import Check, Context, GateResult, insufficient_status, judge, summarise
 from mlops_gates.gates.common import metric_values, scope_label
 from mlops_gates.policy import GateSpec
 
@@ -10,18 +10,31 @@ from mlops_gates.policy import GateSpec
 def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
     names = list(dict.fromkeys(t.metric for t in spec.thresholds))
     values, _, n = metric_values(ctx, "c", names)
-    tests = [Check(t.metric, "overall", values[t.metric], int(n), t.op, t.value, t.severity) for t in spec.thresholds]
+    tests = [
+        Check(t.metric, "overall", values[t.metric], int(n), t.op, t.value, t.severity)
+        for t in spec.thresholds
+    ]
     if spec.config.get("slices"):
         cols = ctx.stats.group_columns
-        groupings = [(cols.index(c),) for c in ctx.policy.columns.slices]
+        groupings: list[tuple[int, ...]] = [(cols.index(c),) for c in ctx.policy.columns.slices]
         per, labels, ns = metric_values(ctx, "c", names, groupings)
         min_n = ctx.policy.settings.min_group_size
         for j, (g, v) in enumerate(labels):
             small = int(ns[j]) < min_n
             for t in spec.thresholds:
                 tests.append(
-                    Check(t.metric, scope_label(cols, g, v), per[t.metric][:, j], int(ns[j]), t.op, t.value, t.severity,
-                         note=f"insufficient evidence: {int(ns[j])} rows < min_group_size {min_n}" if small else None,
-                         forced=insufficient_status(ctx.policy) if small else None)
+                    Check(
+                        t.metric,
+                        scope_label(cols, g, v),
+                        per[t.metric][:, j],
+                        int(ns[j]),
+                        t.op,
+                        t.value,
+                        t.severity,
+                        note=f"insufficient evidence: {int(ns[j])} rows < min_group_size {min_n}"
+                        if small
+                        else None,
+                        forced=insufficient_status(ctx.policy) if small else None,
+                    )
                 )
     return summarise(spec.name, spec.type, judge(tests, ctx.policy), ctx.policy)

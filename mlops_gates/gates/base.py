@@ -26,7 +26,14 @@ class Status(str, enum.Enum):
 
 
 # How bad each status is when a gate summarises its metrics.
-RANK = {Status.SKIP: 0, Status.PASS: 1, Status.WARN: 2, Status.INCONCLUSIVE: 3, Status.ERROR: 4, Status.FAIL: 5}
+RANK = {
+    Status.SKIP: 0,
+    Status.PASS: 1,
+    Status.WARN: 2,
+    Status.INCONCLUSIVE: 3,
+    Status.ERROR: 4,
+    Status.FAIL: 5,
+}
 
 
 @dataclass(frozen=True)
@@ -120,7 +127,9 @@ class Check:
     baseline: float | None = None
     note: str | None = None
     forced: Status | None = None  # a status decided before judging (insufficient group, undefined value)
-    exact: bool = False  # a fact about this file (a count), judged on its value; its interval is [value, value]
+    exact: bool = (
+        False  # a fact about this file (a count), judged on its value; its interval is [value, value]
+    )
 
 
 _GOOD: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
@@ -129,6 +138,11 @@ _GOOD: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
     "<=": lambda x, t: x <= t,
     "<": lambda x, t: x < t,
 }
+
+
+def _good(t: Check, x: np.ndarray) -> np.ndarray:
+    assert t.op is not None and t.threshold is not None
+    return _GOOD[t.op](x, t.threshold)
 
 
 def interval(values: np.ndarray, confidence: float) -> tuple[float, float] | None:
@@ -169,11 +183,15 @@ def judge(tests: list[Check], policy: Policy) -> list[MetricResult]:
     alpha = (1 - s.confidence) / 2
     p_bad: list[float] = []
     p_good: list[float] = []
-    judged = [t for t in tests if t.forced is None and t.op is not None and not t.exact and not np.isnan(t.values[0])]
+    judged = [
+        t
+        for t in tests
+        if t.forced is None and t.op is not None and not t.exact and not np.isnan(t.values[0])
+    ]
     for t in judged:
         reps = t.values[1:]
         reps = reps[~np.isnan(reps)]
-        good = _GOOD[t.op](reps, t.threshold) if len(reps) else np.zeros(0, bool)
+        good = _good(t, reps)
         # (k + 1) / (R + 1): a bootstrap p-value is never 0
         p_bad.append(float(((~good).sum() + 1) / (len(reps) + 1)))
         p_good.append(float((good.sum() + 1) / (len(reps) + 1)))
@@ -181,7 +199,7 @@ def judge(tests: list[Check], policy: Policy) -> list[MetricResult]:
     verdicts: dict[int, tuple[Status, float, float]] = {}
     for i, t in enumerate(judged):
         if s.decision_mode == "point":
-            st = Status.PASS if _GOOD[t.op](np.array([t.values[0]]), t.threshold)[0] else Status.FAIL  # type: ignore[index]
+            st = Status.PASS if _good(t, t.values[:1])[0] else Status.FAIL
         elif adj[i] < alpha:
             st = Status.PASS
         elif p_good[i] < alpha:
@@ -200,26 +218,45 @@ def judge(tests: list[Check], policy: Policy) -> list[MetricResult]:
         elif np.isnan(point):
             st, t.note = Status.ERROR, t.note or "undefined on this data (0/0); it cannot be judged"
         elif t.exact:
-            st = Status.PASS if _GOOD[t.op](np.array([point]), t.threshold)[0] else Status.FAIL  # type: ignore[index]
+            st = Status.PASS if _good(t, t.values[:1])[0] else Status.FAIL
         else:
             st, p, a = verdicts[id(t)]
         if t.severity == "warn" and st in (Status.FAIL, Status.INCONCLUSIVE):
             st = Status.WARN
         ci = (point, point) if t.exact else interval(t.values, s.confidence)
         out.append(
-            MetricResult(t.metric, t.scope, st, None if np.isnan(point) else point, ci, t.n,
-                         t.op, t.threshold, t.baseline, p, a if s.correction != "none" else None, t.severity, t.note)
+            MetricResult(
+                t.metric,
+                t.scope,
+                st,
+                None if np.isnan(point) else point,
+                ci,
+                t.n,
+                t.op,
+                t.threshold,
+                t.baseline,
+                p,
+                a if s.correction != "none" else None,
+                t.severity,
+                t.note,
+            )
         )
     return out
 
 
-def summarise(name: str, gtype: str, metrics: list[MetricResult], policy: Policy, details: dict[str, Any] | None = None) -> GateResult:
+def summarise(
+    name: str, gtype: str, metrics: list[MetricResult], policy: Policy, details: dict[str, Any] | None = None
+) -> GateResult:
     if not metrics:
-        return GateResult(name, gtype, Status.ERROR, "the gate produced no metric to judge", (), details or {})
+        return GateResult(
+            name, gtype, Status.ERROR, "the gate produced no metric to judge", (), details or {}
+        )
     worst = max(metrics, key=lambda m: RANK[m.status]).status
     bad = [m for m in metrics if m.status == worst and worst not in (Status.PASS, Status.SKIP)]
     if bad:
-        reason = "; ".join(f"{m.metric} [{m.scope}] {describe(m)}" for m in bad[:3]) + (f"; and {len(bad) - 3} more" if len(bad) > 3 else "")
+        reason = "; ".join(f"{m.metric} [{m.scope}] {describe(m)}" for m in bad[:3]) + (
+            f"; and {len(bad) - 3} more" if len(bad) > 3 else ""
+        )
     else:
         reason = f"all {len(metrics)} checks passed"
     return GateResult(name, gtype, worst, reason, tuple(metrics), details or {}, policy.settings.correction)
@@ -237,7 +274,9 @@ def describe(m: MetricResult) -> str:
 
 def insufficient_status(policy: Policy) -> Status:
     """What the policy does with a group or slice too small to judge."""
-    return {"hold": Status.INCONCLUSIVE, "fail": Status.FAIL, "warn": Status.WARN}[policy.on.insufficient_group]
+    return {"hold": Status.INCONCLUSIVE, "fail": Status.FAIL, "warn": Status.WARN}[
+        policy.on.insufficient_group
+    ]
 
 
 GateFn = Callable[[GateSpec, Context], GateResult]

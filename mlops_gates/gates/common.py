@@ -6,12 +6,20 @@ import numpy as np
 
 from mlops_gates import metrics as M
 from mlops_gates.gates.base import Context
-from mlops_gates.stats.compute import confusion, count_metrics, group_matrix, regression_metrics, score_metrics
+from mlops_gates.stats.compute import (
+    confusion,
+    count_metrics,
+    group_matrix,
+    regression_metrics,
+    score_metrics,
+)
 
 SCORE_METRICS = {"roc_auc", "log_loss", "brier", "ece"}
 
 
-def metric_values(ctx: Context, side: str, names: list[str], groupings: list[tuple[int, ...]] | None = None) -> tuple[dict[str, np.ndarray], list, np.ndarray]:
+def metric_values(
+    ctx: Context, side: str, names: list[str], groupings: list[tuple[int, ...]] | None = None
+) -> tuple[dict[str, np.ndarray], list, np.ndarray]:
     """Values of `names` for one model ('c' or 'b'): arrays (1+R,) overall, or (1+R, groups) per group.
 
     Returns (values, group labels, rows per group or overall).
@@ -37,7 +45,9 @@ def metric_values(ctx: Context, side: str, names: list[str], groupings: list[tup
         n = r.table.n @ G if G is not None else np.array(r.table.n.sum())
     if scores:
         if not stats.has_score[side]:
-            raise ValueError(f"{', '.join(scores)} need{'s' if len(scores) == 1 else ''} a score column for the {'candidate' if side == 'c' else 'baseline'}")
+            raise ValueError(
+                f"{', '.join(scores)} need{'s' if len(scores) == 1 else ''} a score column for the {'candidate' if side == 'c' else 'baseline'}"
+            )
         r = ctx.resampled(("y", "cbin", "bbin"))
         G, labels = group_matrix(stats, r.table.keys["stratum"], groupings) if groupings else (None, [])
         vals = score_metrics(r, side, stats.edges, G)
@@ -54,4 +64,7 @@ def higher_is_better(metric: str) -> bool:
 
 
 def scope_label(stats_group_columns: tuple[str, ...], grouping: tuple[int, ...], value: tuple) -> str:
-    return ", ".join(f"{stats_group_columns[i]}={'(missing)' if v is None else v}" for i, v in zip(grouping, value, strict=True))
+    return ", ".join(
+        f"{stats_group_columns[i]}={'(missing)' if v is None else v}"
+        for i, v in zip(grouping, value, strict=True)
+    )

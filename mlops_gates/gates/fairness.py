@@ -10,20 +10,35 @@ from typing import Any
 import numpy as np
 
 from mlops_gates import metrics as M
-from mlops_gates.gates.base import Context, GateResult, Status, Check, insufficient_status, interval, judge, summarise
+from mlops_gates.gates.base import (
+    Check,
+    Context,
+    GateResult,
+    Status,
+    insufficient_status,
+    interval,
+    judge,
+    summarise,
+)
 from mlops_gates.gates.common import scope_label
 from mlops_gates.policy import GateSpec
 from mlops_gates.stats.compute import confusion, group_matrix, rates
 
 # Which confusion cells a rate is conditioned on: its denominator must hold enough rows.
-DENOMINATOR = {"selection_rate": "rows", "accuracy": "rows", "tpr": "positives", "fpr": "negatives", "precision": "predicted positives"}
+DENOMINATOR = {
+    "selection_rate": "rows",
+    "accuracy": "rows",
+    "tpr": "positives",
+    "fpr": "negatives",
+    "precision": "predicted positives",
+}
 
 
 def groupings_for(spec: GateSpec, ctx: Context) -> list[tuple[int, ...]]:
     cols = ctx.stats.group_columns
     features = spec.config.get("features") or list(ctx.policy.columns.sensitive)
     idx = [cols.index(f) for f in features]
-    out = [(i,) for i in idx]
+    out: list[tuple[int, ...]] = [(i,) for i in idx]
     if spec.config.get("intersections") and len(idx) > 1:
         out.append(tuple(idx))
     return out
@@ -45,7 +60,9 @@ def _aggregate(per_group: np.ndarray, overall: np.ndarray, agg: str) -> np.ndarr
         return np.nanmax(np.abs(per_group - overall[:, None]), axis=1)
 
 
-def fairness_values(ctx: Context, side: str, grouping: tuple[int, ...], metric: str, keep: np.ndarray) -> np.ndarray:
+def fairness_values(
+    ctx: Context, side: str, grouping: tuple[int, ...], metric: str, keep: np.ndarray
+) -> np.ndarray:
     """One fairness metric for one grouping and one model, over the groups in `keep`: (1+R,)."""
     r = ctx.resampled(("y", "c", "b"))
     G, _ = group_matrix(ctx.stats, r.table.keys["stratum"], [grouping])
@@ -84,7 +101,9 @@ def expected_groups(spec: GateSpec, ctx: Context) -> dict[str, list[Any]]:
             table = read_table(ref, present)
             for c in present:
                 out.setdefault(c, [])
-                out[c] += [v for v in table.column(c).unique().to_pylist() if v is not None and v not in out[c]]
+                out[c] += [
+                    v for v in table.column(c).unique().to_pylist() if v is not None and v not in out[c]
+                ]
     return out
 
 
@@ -100,13 +119,20 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
         # the per-group table, for the report
         r = ctx.resampled(("y", "c", "b"))
         G, _ = group_matrix(stats, r.table.keys["stratum"], [grouping])
-        per_model = {side: rates(confusion(r, side, 2, G)) for side in (["c", "b"] if stats.has_baseline else ["c"])}
+        per_model = {
+            side: rates(confusion(r, side, 2, G)) for side in (["c", "b"] if stats.has_baseline else ["c"])
+        }
         for j, (g, v) in enumerate(labels):
-            row: dict[str, Any] = {"grouping": gname, "group": scope_label(stats.group_columns, g, v), "n": int(counts["rows"][j]),
-                                   "positives": int(counts["positives"][j])}
+            row: dict[str, Any] = {
+                "grouping": gname,
+                "group": scope_label(stats.group_columns, g, v),
+                "n": int(counts["rows"][j]),
+                "positives": int(counts["positives"][j]),
+            }
             for side, vals in per_model.items():
                 row["candidate" if side == "c" else "baseline"] = {
-                    rate: {"value": float(vals[rate][0, j]), "ci": interval(vals[rate][:, j], s.confidence)} for rate in M.GROUP_RATES
+                    rate: {"value": float(vals[rate][0, j]), "ci": interval(vals[rate][:, j], s.confidence)}
+                    for rate in M.GROUP_RATES
                 }
             details["groups"].append(row)
         for t in spec.thresholds:
@@ -119,19 +145,56 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
                 for rate in base_rates:
                     den = DENOMINATOR[rate]
                     if den != "rows" and counts[den][j] < max(s.min_group_positives, 1):
-                        short.append(f"{int(counts[den][j])} {den} (the {rate} is {'undefined' if counts[den][j] == 0 else 'too uncertain'}; "
-                                     f"min_group_positives {s.min_group_positives})")
+                        short.append(
+                            f"{int(counts[den][j])} {den} (the {rate} is {'undefined' if counts[den][j] == 0 else 'too uncertain'}; "
+                            f"min_group_positives {s.min_group_positives})"
+                        )
                 if short:
                     keep[j] = False
-                    tests.append(Check(t.metric, scope_label(stats.group_columns, g, v), np.array([np.nan]), int(counts["rows"][j]), None, None,
-                                      t.severity, note="insufficient evidence: " + "; ".join(short), forced=small_status))
+                    tests.append(
+                        Check(
+                            t.metric,
+                            scope_label(stats.group_columns, g, v),
+                            np.array([np.nan]),
+                            int(counts["rows"][j]),
+                            None,
+                            None,
+                            t.severity,
+                            note="insufficient evidence: " + "; ".join(short),
+                            forced=small_status,
+                        )
+                    )
             if keep.sum() < 2:
-                tests.append(Check(t.metric, gname, np.array([np.nan]), int(counts["rows"].sum()), t.op, t.value, t.severity,
-                                  note=f"fewer than two groups with enough evidence in {gname}", forced=small_status))
+                tests.append(
+                    Check(
+                        t.metric,
+                        gname,
+                        np.array([np.nan]),
+                        int(counts["rows"].sum()),
+                        t.op,
+                        t.value,
+                        t.severity,
+                        note=f"fewer than two groups with enough evidence in {gname}",
+                        forced=small_status,
+                    )
+                )
                 continue
             values = fairness_values(ctx, "c", grouping, t.metric, keep)
-            baseline = float(fairness_values(ctx, "b", grouping, t.metric, keep)[0]) if stats.has_baseline else None
-            tests.append(Check(t.metric, gname, values, int(counts["rows"][keep].sum()), t.op, t.value, t.severity, baseline=baseline))
+            baseline = (
+                float(fairness_values(ctx, "b", grouping, t.metric, keep)[0]) if stats.has_baseline else None
+            )
+            tests.append(
+                Check(
+                    t.metric,
+                    gname,
+                    values,
+                    int(counts["rows"][keep].sum()),
+                    t.op,
+                    t.value,
+                    t.severity,
+                    baseline=baseline,
+                )
+            )
     for feature, groups in expected_groups(spec, ctx).items():
         if feature not in stats.group_columns:
             continue
@@ -139,7 +202,20 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
         seen = {st[i] for st in stats.strata}
         for v in groups:
             if v not in seen and str(v) not in {str(x) for x in seen}:
-                status = {"hold": Status.INCONCLUSIVE, "fail": Status.FAIL, "warn": Status.WARN}[policy.on.missing_group]
-                tests.append(Check("group_present", f"{feature}={v}", np.array([np.nan]), 0, None, None, spec.severity,
-                                  note="expected group is missing from the evaluation data", forced=status))
+                status = {"hold": Status.INCONCLUSIVE, "fail": Status.FAIL, "warn": Status.WARN}[
+                    policy.on.missing_group
+                ]
+                tests.append(
+                    Check(
+                        "group_present",
+                        f"{feature}={v}",
+                        np.array([np.nan]),
+                        0,
+                        None,
+                        None,
+                        spec.severity,
+                        note="expected group is missing from the evaluation data",
+                        forced=status,
+                    )
+                )
     return summarise(spec.name, spec.type, judge(tests, policy), policy, details)

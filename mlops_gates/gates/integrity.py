@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlops_gates.gates.base import Context, GateResult, Check, judge, summarise
+from mlops_gates.gates.base import Check, Context, GateResult, judge, summarise
 from mlops_gates.policy import GateSpec
 from mlops_gates.stats.integrity import Drift
 
@@ -38,7 +38,9 @@ def chi2_p(ref: np.ndarray, cur: np.ndarray) -> float:
     return float(chi2_contingency(np.vstack([ref[keep], cur[keep]]))[1])
 
 
-def _fact(metric: str, scope: str, value: float, n: int, op: str, thr: float, sev: str, note: str | None = None) -> Check:
+def _fact(
+    metric: str, scope: str, value: float, n: int, op: str, thr: float, sev: str, note: str | None = None
+) -> Check:
     return Check(metric, scope, np.array([value]), n, op, thr, sev, note=note, exact=True)
 
 
@@ -49,7 +51,7 @@ def _drift_tests(name: str, d: Drift, cfg: dict, sev: str) -> list[Check]:
         if "max_psi" in cfg:
             out.append(_fact("psi", name, psi(d.ref, d.cur), n, "<=", cfg["max_psi"], sev))
         if "max_ks" in cfg:
-            out.append(_fact("ks", name, ks(d.ks_ref, d.ks_cur), n, "<=", cfg["max_ks"], sev))  # type: ignore[arg-type]
+            out.append(_fact("ks", name, ks(d.ks_ref, d.ks_cur), n, "<=", cfg["max_ks"], sev))
     else:
         if "max_js" in cfg:
             out.append(_fact("js_distance", name, js(d.ref, d.cur), n, "<=", cfg["max_js"], sev))
@@ -83,9 +85,21 @@ def _prediction_drift(ctx: Context, cfg: dict, sev: str) -> list[Check]:
     n = int(cur.sum())
     if "max_psi" in cfg:
         m = group.max() + 1
-        out.append(_fact("prediction_psi", f"candidate vs baseline {what}", psi(np.bincount(group, ref, m), np.bincount(group, cur, m)), n, "<=", cfg["max_psi"], sev))
+        out.append(
+            _fact(
+                "prediction_psi",
+                f"candidate vs baseline {what}",
+                psi(np.bincount(group, ref, m), np.bincount(group, cur, m)),
+                n,
+                "<=",
+                cfg["max_psi"],
+                sev,
+            )
+        )
     if "max_ks" in cfg:
-        out.append(_fact("prediction_ks", f"candidate vs baseline {what}", ks(ref, cur), n, "<=", cfg["max_ks"], sev))
+        out.append(
+            _fact("prediction_ks", f"candidate vs baseline {what}", ks(ref, cur), n, "<=", cfg["max_ks"], sev)
+        )
     return out
 
 
@@ -96,28 +110,75 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
     n = facts.rows
     tests: list[Check] = []
     for v in facts.violations:
-        tests.append(_fact("contract_violations", f"{v['column']}: {v['check']}", v["count"], n, "<=", 0, sev, note=v["detail"]))
+        tests.append(
+            _fact(
+                "contract_violations",
+                f"{v['column']}: {v['check']}",
+                v["count"],
+                n,
+                "<=",
+                0,
+                sev,
+                note=v["detail"],
+            )
+        )
     for col, rule in cfg.get("contract", {}).items():
         if not any(v["column"] == col for v in facts.violations):
-            tests.append(_fact("contract_violations", f"{col}: {', '.join(rule) or 'present'}", 0, n, "<=", 0, sev))
+            tests.append(
+                _fact("contract_violations", f"{col}: {', '.join(rule) or 'present'}", 0, n, "<=", 0, sev)
+            )
     if "max_missing_rate" in cfg:
         for col in facts.features:
-            tests.append(_fact("missing_rate", col, facts.missing[col] / n, n, "<=", cfg["max_missing_rate"], sev))
+            tests.append(
+                _fact("missing_rate", col, facts.missing[col] / n, n, "<=", cfg["max_missing_rate"], sev)
+            )
     if "max_duplicate_rate" in cfg:
-        tests.append(_fact("duplicate_rate", "rows", facts.duplicates / n, n, "<=", cfg["max_duplicate_rate"], sev,
-                           note=f"{facts.duplicates} duplicate rows"))
+        tests.append(
+            _fact(
+                "duplicate_rate",
+                "rows",
+                facts.duplicates / n,
+                n,
+                "<=",
+                cfg["max_duplicate_rate"],
+                sev,
+                note=f"{facts.duplicates} duplicate rows",
+            )
+        )
     if "max_conflicting_label_rate" in cfg:
-        tests.append(_fact("conflicting_label_rate", "rows", facts.conflicts / n, n, "<=", cfg["max_conflicting_label_rate"], sev,
-                           note=f"{facts.conflicts} rows share features with a row of another label"))
+        tests.append(
+            _fact(
+                "conflicting_label_rate",
+                "rows",
+                facts.conflicts / n,
+                n,
+                "<=",
+                cfg["max_conflicting_label_rate"],
+                sev,
+                note=f"{facts.conflicts} rows share features with a row of another label",
+            )
+        )
     if "max_leakage_rate" in cfg and facts.leakage is not None:
-        tests.append(_fact("leakage_rate", "rows also in training data", facts.leakage / n, n, "<=", cfg["max_leakage_rate"], sev,
-                           note=f"{facts.leakage} evaluation rows appear in the training data"))
+        tests.append(
+            _fact(
+                "leakage_rate",
+                "rows also in training data",
+                facts.leakage / n,
+                n,
+                "<=",
+                cfg["max_leakage_rate"],
+                sev,
+                note=f"{facts.leakage} evaluation rows appear in the training data",
+            )
+        )
     if "min_class_rate" in cfg:
         t = ctx.stats.cells.groupby(("y",)) if ctx.stats.task != "regression" else None
         if t is not None:
             counts = np.bincount(t.keys["y"], weights=t.n, minlength=len(ctx.stats.classes))
             for k, cls in enumerate(ctx.stats.classes):
-                tests.append(_fact("class_rate", f"label={cls}", counts[k] / n, n, ">=", cfg["min_class_rate"], sev))
+                tests.append(
+                    _fact("class_rate", f"label={cls}", counts[k] / n, n, ">=", cfg["min_class_rate"], sev)
+                )
     for name, d in facts.drift.items():
         tests += _drift_tests(name, d, cfg.get("drift", {}), sev)
     if "prediction_drift" in cfg:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from mlops_gates import metrics as M
-from mlops_gates.gates.base import Context, GateResult, Status, Check, insufficient_status, judge, summarise
+from mlops_gates.gates.base import Check, Context, GateResult, Status, insufficient_status, judge, summarise
 from mlops_gates.gates.common import metric_values, scope_label
 from mlops_gates.gates.fairness import grouping_name
 from mlops_gates.policy import GateSpec, Margin
@@ -35,7 +35,17 @@ def _flips(ctx: Context, spec: GateSpec) -> list[Check]:
     t = r.table
     flip = t.sums["w"] * ((t.keys["b"] == t.keys["y"]) & (t.keys["c"] != t.keys["y"]))
     sev = cfg.get("severity", spec.severity)
-    out = [Check("negative_flip_rate", "overall", r.sum(flip) / r.sum(t.sums["w"]), int(t.n.sum()), "<=", cfg["max_rate"], sev)]
+    out = [
+        Check(
+            "negative_flip_rate",
+            "overall",
+            r.sum(flip) / r.sum(t.sums["w"]),
+            int(t.n.sum()),
+            "<=",
+            cfg["max_rate"],
+            sev,
+        )
+    ]
     if cfg.get("per_group"):
         from mlops_gates.gates.fairness import groupings_for
 
@@ -47,9 +57,21 @@ def _flips(ctx: Context, spec: GateSpec) -> list[Check]:
         min_n = ctx.policy.settings.min_group_size
         for j, (g, v) in enumerate(labels):
             small = ns[j] < min_n
-            out.append(Check("negative_flip_rate", scope_label(cols, g, v), per[:, j], int(ns[j]), "<=", cfg["max_rate"], sev,
-                            note=f"insufficient evidence: {int(ns[j])} rows < min_group_size {min_n}" if small else None,
-                            forced=insufficient_status(ctx.policy) if small else None))
+            out.append(
+                Check(
+                    "negative_flip_rate",
+                    scope_label(cols, g, v),
+                    per[:, j],
+                    int(ns[j]),
+                    "<=",
+                    cfg["max_rate"],
+                    sev,
+                    note=f"insufficient evidence: {int(ns[j])} rows < min_group_size {min_n}"
+                    if small
+                    else None,
+                    forced=insufficient_status(ctx.policy) if small else None,
+                )
+            )
     return out
 
 
@@ -58,7 +80,12 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
     if not stats.has_baseline:
         action = policy.on.missing_baseline
         status = {"hold": Status.INCONCLUSIVE, "reject": Status.FAIL, "skip": Status.SKIP}[action]
-        return GateResult(spec.name, spec.type, status, f"no baseline predictions to compare with (on.missing_baseline: {action})")
+        return GateResult(
+            spec.name,
+            spec.type,
+            status,
+            f"no baseline predictions to compare with (on.missing_baseline: {action})",
+        )
     tests: list[Check] = []
     details: dict = {}
     overall = [m for m in spec.margins if M.ALL[m.metric].kind == "overall"]
@@ -77,8 +104,19 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
             keep = counts["rows"] >= policy.settings.min_group_size
             for m in fair:
                 if keep.sum() < 2:
-                    tests.append(Check(m.metric, grouping_name(ctx, grouping), np.array([np.nan]), 0, None, None, m.severity,
-                                      note="fewer than two groups with enough rows", forced=Status.INCONCLUSIVE))
+                    tests.append(
+                        Check(
+                            m.metric,
+                            grouping_name(ctx, grouping),
+                            np.array([np.nan]),
+                            0,
+                            None,
+                            None,
+                            m.severity,
+                            note="fewer than two groups with enough rows",
+                            forced=Status.INCONCLUSIVE,
+                        )
+                    )
                     continue
                 c = fairness_values(ctx, "c", grouping, m.metric, keep)
                 b = fairness_values(ctx, "b", grouping, m.metric, keep)
@@ -87,7 +125,11 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
         tests += _flips(ctx, spec)
     if stats.task != "regression":
         p, lost, won = mcnemar_p(ctx)
-        details["mcnemar"] = {"p_value": p, "baseline_right_candidate_wrong": lost, "baseline_wrong_candidate_right": won}
+        details["mcnemar"] = {
+            "p_value": p,
+            "baseline_right_candidate_wrong": lost,
+            "baseline_wrong_candidate_right": won,
+        }
     return summarise(spec.name, spec.type, judge(tests, policy), policy, details)
 
 
@@ -96,5 +138,14 @@ def _paired(m: Margin, cand: np.ndarray, base: np.ndarray, n: int, scope: str = 
     allowed = m.value if m.kind == "absolute" else m.value * abs(float(base[0]))
     up = M.ALL[m.metric].higher_is_better
     note = None if m.kind == "absolute" else f"relative margin {m.value:g} x baseline {float(base[0]):.4g}"
-    return Check(f"{m.metric} (candidate - baseline)", scope, cand - base, n, ">=" if up else "<=", -allowed if up else allowed,
-                m.severity, baseline=float(base[0]), note=note)
+    return Check(
+        f"{m.metric} (candidate - baseline)",
+        scope,
+        cand - base,
+        n,
+        ">=" if up else "<=",
+        -allowed if up else allowed,
+        m.severity,
+        baseline=float(base[0]),
+        note=note,
+    )

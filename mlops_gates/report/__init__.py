@@ -11,11 +11,15 @@ from mlops_gates.policy import Policy
 from mlops_gates.stats.collect import EvalStats
 
 
-def write_all(rec: dict[str, Any], out: Path, *, stats: EvalStats | None = None, policy: Policy | None = None) -> dict[str, Path]:
+def write_all(
+    rec: dict[str, Any], out: Path, *, stats: EvalStats | None = None, policy: Policy | None = None
+) -> dict[str, Path]:
     from mlops_gates.report import html, junit, markdown
 
     if out.exists() and not out.is_dir():
-        raise GateError("is a file, not a folder", where=str(out), hint="pass --out a folder (it is created if missing)")
+        raise GateError(
+            "is a file, not a folder", where=str(out), hint="pass --out a folder (it is created if missing)"
+        )
     out.mkdir(parents=True, exist_ok=True)
     files = {
         "record": out / "decision.json",

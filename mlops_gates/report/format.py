@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-ICON = {"PASS": "✅", "WARN": "⚠️", "INCONCLUSIVE": "❔", "FAIL": "❌", "ERROR": "💥", "SKIP": "⏭️",
-        "PROMOTE": "✅", "HOLD": "⏸️", "REJECT": "❌"}
+ICON = {
+    "PASS": "✅",
+    "WARN": "⚠️",
+    "INCONCLUSIVE": "❔",
+    "FAIL": "❌",
+    "ERROR": "💥",
+    "SKIP": "⏭️",
+    "PROMOTE": "✅",
+    "HOLD": "⏸️",
+    "REJECT": "❌",
+}
 
 
 def num(v: Any) -> str:
@@ -24,4 +33,8 @@ def ci(m: dict[str, Any]) -> str:
 
 
 def threshold(m: dict[str, Any]) -> str:
-    return f"{m['comparator']} {num(m['threshold'])}" if m.get("comparator") and m.get("threshold") is not None else "–"
+    return (
+        f"{m['comparator']} {num(m['threshold'])}"
+        if m.get("comparator") and m.get("threshold") is not None
+        else "–"
+    )

@@ -29,7 +29,10 @@ def curves(stats: EvalStats) -> dict[str, Any]:
         b, y, w = t.keys[f"{side}bin"], t.keys["y"], t.sums["w"]
         pos = np.bincount(b[y == 1], w[y == 1], nb)[::-1].cumsum()
         neg = np.bincount(b[y == 0], w[y == 0], nb)[::-1].cumsum()
-        roc = [(0.0, 0.0)] + [(float(f), float(p)) for f, p in zip(neg / max(neg[-1], 1e-12), pos / max(pos[-1], 1e-12), strict=True)]
+        roc = [(0.0, 0.0)] + [
+            (float(f), float(p))
+            for f, p in zip(neg / max(neg[-1], 1e-12), pos / max(pos[-1], 1e-12), strict=True)
+        ]
         cb = stats.cells.groupby((f"{side}bin",))
         dec = decile[cb.keys[f"{side}bin"]]
         conf = np.bincount(dec, cb.sums[f"conf_{side}"], 10)
@@ -40,19 +43,27 @@ def curves(stats: EvalStats) -> dict[str, Any]:
     return out
 
 
-def _svg_xy(title: str, series: dict[str, list[tuple[float, float]]], xlabel: str, ylabel: str, diagonal: bool = True) -> str:
+def _svg_xy(
+    title: str, series: dict[str, list[tuple[float, float]]], xlabel: str, ylabel: str, diagonal: bool = True
+) -> str:
     def px(x: float, y: float) -> str:
         return f"{PAD + x * (W - 2 * PAD):.1f},{H - PAD - y * (H - 2 * PAD):.1f}"
 
-    parts = [f'<svg viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" aria-label="{h.escape(title)}">',
-             f'<text x="{W / 2}" y="18" text-anchor="middle" class="t">{h.escape(title)}</text>',
-             f'<rect x="{PAD}" y="{PAD}" width="{W - 2 * PAD}" height="{H - 2 * PAD}" fill="none" stroke="#999"/>',
-             f'<text x="{W / 2}" y="{H - 8}" text-anchor="middle">{h.escape(xlabel)}</text>',
-             f'<text x="12" y="{H / 2}" transform="rotate(-90 12 {H / 2})" text-anchor="middle">{h.escape(ylabel)}</text>']
+    parts = [
+        f'<svg viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" aria-label="{h.escape(title)}">',
+        f'<text x="{W / 2}" y="18" text-anchor="middle" class="t">{h.escape(title)}</text>',
+        f'<rect x="{PAD}" y="{PAD}" width="{W - 2 * PAD}" height="{H - 2 * PAD}" fill="none" stroke="#999"/>',
+        f'<text x="{W / 2}" y="{H - 8}" text-anchor="middle">{h.escape(xlabel)}</text>',
+        f'<text x="12" y="{H / 2}" transform="rotate(-90 12 {H / 2})" text-anchor="middle">{h.escape(ylabel)}</text>',
+    ]
     if diagonal:
-        parts.append(f'<polyline points="{px(0, 0)} {px(1, 1)}" stroke="#ccc" stroke-dasharray="4" fill="none"/>')
+        parts.append(
+            f'<polyline points="{px(0, 0)} {px(1, 1)}" stroke="#ccc" stroke-dasharray="4" fill="none"/>'
+        )
     for i, (name, pts) in enumerate(series.items()):
-        parts.append(f'<polyline points="{" ".join(px(x, y) for x, y in pts)}" stroke="{COLORS[name]}" stroke-width="2" fill="none"/>')
+        parts.append(
+            f'<polyline points="{" ".join(px(x, y) for x, y in pts)}" stroke="{COLORS[name]}" stroke-width="2" fill="none"/>'
+        )
         parts.append(f'<text x="{PAD + 8}" y="{PAD + 16 + 14 * i}" fill="{COLORS[name]}">{name}</text>')
     return "".join(parts) + "</svg>"
 
@@ -66,11 +77,15 @@ def _svg_groups(rows: list[dict[str, Any]], rate: str) -> str:
     def px(x: float) -> float:
         return left + x * (W + 120 - left - 20)
 
-    parts = [f'<svg viewBox="0 0 {W + 120} {height}" width="{W + 120}" height="{height}" role="img" aria-label="{rate} by group">',
-             f'<text x="{(W + 120) / 2}" y="18" text-anchor="middle" class="t">{h.escape(rate)} by group, with {h.escape("intervals")}</text>']
+    parts = [
+        f'<svg viewBox="0 0 {W + 120} {height}" width="{W + 120}" height="{height}" role="img" aria-label="{rate} by group">',
+        f'<text x="{(W + 120) / 2}" y="18" text-anchor="middle" class="t">{h.escape(rate)} by group, with {h.escape("intervals")}</text>',
+    ]
     for tick in (0, 0.25, 0.5, 0.75, 1):
-        parts.append(f'<line x1="{px(tick):.1f}" x2="{px(tick):.1f}" y1="{PAD - 8}" y2="{height - 16}" stroke="#eee"/>'
-                     f'<text x="{px(tick):.1f}" y="{height - 4}" text-anchor="middle">{tick}</text>')
+        parts.append(
+            f'<line x1="{px(tick):.1f}" x2="{px(tick):.1f}" y1="{PAD - 8}" y2="{height - 16}" stroke="#eee"/>'
+            f'<text x="{px(tick):.1f}" y="{height - 4}" text-anchor="middle">{tick}</text>'
+        )
     for i, r in enumerate(rows):
         y = PAD + rh * i
         parts.append(f'<text x="{left - 6}" y="{y + 4}" text-anchor="end">{h.escape(r["group"][:26])}</text>')
@@ -80,8 +95,12 @@ def _svg_groups(rows: list[dict[str, Any]], rate: str) -> str:
                 continue
             yy = y - 4 + 8 * k
             if v["ci"]:
-                parts.append(f'<line x1="{px(v["ci"][0]):.1f}" x2="{px(v["ci"][1]):.1f}" y1="{yy}" y2="{yy}" stroke="{COLORS[side]}" stroke-width="2"/>')
-            parts.append(f'<circle cx="{px(v["value"]):.1f}" cy="{yy}" r="3.5" fill="{COLORS[side]}"><title>{side}: {v["value"]:.4f}</title></circle>')
+                parts.append(
+                    f'<line x1="{px(v["ci"][0]):.1f}" x2="{px(v["ci"][1]):.1f}" y1="{yy}" y2="{yy}" stroke="{COLORS[side]}" stroke-width="2"/>'
+                )
+            parts.append(
+                f'<circle cx="{px(v["value"]):.1f}" cy="{yy}" r="3.5" fill="{COLORS[side]}"><title>{side}: {v["value"]:.4f}</title></circle>'
+            )
     return "".join(parts) + "</svg>"
 
 
@@ -94,18 +113,36 @@ svg{margin:.5em 1em .5em 0;font-size:11px}.t{font-weight:600;font-size:13px}.cha
 def render(rec: dict[str, Any], curve_data: dict[str, Any]) -> str:
     e = h.escape
     conf = rec["evaluation"]["confidence"]
-    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>mlops-gates: {rec['decision']}</title><style>{CSS}</style></head><body>",
-           f"<h1>{ICON[rec['decision']]} {rec['decision']}</h1>",
-           "<ul>" + "".join(f"<li>{e(r)}</li>" for r in rec["reasons"]) + "</ul>",
-           f"<p>{rec['evaluation']['rows']:,} rows · {e(rec['evaluation']['task'])} · policy <code>{e(rec['inputs']['policy']['digest'])}</code> · "
-           f"data <code>{e(rec['inputs']['data']['eval']['digest'])}</code></p>"]
+    out = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>mlops-gates: {rec['decision']}</title><style>{CSS}</style></head><body>",
+        f"<h1>{ICON[rec['decision']]} {rec['decision']}</h1>",
+        "<ul>" + "".join(f"<li>{e(r)}</li>" for r in rec["reasons"]) + "</ul>",
+        f"<p>{rec['evaluation']['rows']:,} rows · {e(rec['evaluation']['task'])} · policy <code>{e(rec['inputs']['policy']['digest'])}</code> · "
+        f"data <code>{e(rec['inputs']['data']['eval']['digest'])}</code></p>",
+    ]
     if curve_data:
         out.append("<h2>Curves</h2><div class='charts'>")
-        out.append(_svg_xy("ROC curve", {k: v["roc"] for k, v in curve_data.items()}, "false positive rate", "true positive rate"))
-        out.append(_svg_xy("Calibration (10 bins)", {k: v["calibration"] for k, v in curve_data.items()}, "mean predicted", "observed"))
+        out.append(
+            _svg_xy(
+                "ROC curve",
+                {k: v["roc"] for k, v in curve_data.items()},
+                "false positive rate",
+                "true positive rate",
+            )
+        )
+        out.append(
+            _svg_xy(
+                "Calibration (10 bins)",
+                {k: v["calibration"] for k, v in curve_data.items()},
+                "mean predicted",
+                "observed",
+            )
+        )
         out.append("</div>")
     for g in rec["gates"]:
-        out.append(f"<h2 class='{g['status']}'>{ICON[g['status']]} {e(g['name'])}: {g['status']}</h2><p>{e(g['reason'])}</p>")
+        out.append(
+            f"<h2 class='{g['status']}'>{ICON[g['status']]} {e(g['name'])}: {g['status']}</h2><p>{e(g['reason'])}</p>"
+        )
         groups = g.get("details", {}).get("groups")
         if groups:
             out.append("<div class='charts'>")
@@ -114,11 +151,17 @@ def render(rec: dict[str, Any], curve_data: dict[str, Any]) -> str:
                 for rate in ("selection_rate", "tpr", "fpr"):
                     out.append(_svg_groups(rows, rate))
             out.append("</div>")
-        out.append(f"<table><tr><th>Metric</th><th>Scope</th><th>Value</th><th>{conf:.0%} CI</th><th>Threshold</th><th>Baseline</th><th>n</th><th>Status</th><th>Note</th></tr>")
+        out.append(
+            f"<table><tr><th>Metric</th><th>Scope</th><th>Value</th><th>{conf:.0%} CI</th><th>Threshold</th><th>Baseline</th><th>n</th><th>Status</th><th>Note</th></tr>"
+        )
         for m in g["metrics"]:
-            out.append(f"<tr><td>{e(m['metric'])}</td><td>{e(m['scope'])}</td><td>{num(m['value'])}</td><td>{ci(m)}</td><td>{e(threshold(m))}</td>"
-                       f"<td>{num(m['baseline']) if m.get('baseline') is not None else '–'}</td><td>{num(m['n'])}</td>"
-                       f"<td class='{m['status']}'>{m['status']}</td><td>{e(m.get('note') or '')}</td></tr>")
+            out.append(
+                f"<tr><td>{e(m['metric'])}</td><td>{e(m['scope'])}</td><td>{num(m['value'])}</td><td>{ci(m)}</td><td>{e(threshold(m))}</td>"
+                f"<td>{num(m['baseline']) if m.get('baseline') is not None else '–'}</td><td>{num(m['n'])}</td>"
+                f"<td class='{m['status']}'>{m['status']}</td><td>{e(m.get('note') or '')}</td></tr>"
+            )
         out.append("</table>")
-    out.append(f"<p><small>mlops-gates {e(rec['tool']['version'])} · {e(rec['created_at'])}</small></p></body></html>\n")
+    out.append(
+        f"<p><small>mlops-gates {e(rec['tool']['version'])} · {e(rec['created_at'])}</small></p></body></html>\n"
+    )
     return "".join(out)

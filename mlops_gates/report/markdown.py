@@ -44,8 +44,15 @@ def _chart(rec: dict[str, Any]) -> list[str]:
             continue
         names = ", ".join('"' + r["group"].split("=", 1)[-1].replace('"', "'")[:20] + '"' for r in groups)
         cand = ", ".join(f"{(r['candidate']['selection_rate']['value'] or 0):.3f}" for r in groups)
-        out = ["", "```mermaid", "xychart-beta", '    title "Selection rate by group (bars: candidate; line: baseline)"',
-               f"    x-axis [{names}]", '    y-axis "selection rate" 0 --> 1', f"    bar [{cand}]"]
+        out = [
+            "",
+            "```mermaid",
+            "xychart-beta",
+            '    title "Selection rate by group (bars: candidate; line: baseline)"',
+            f"    x-axis [{names}]",
+            '    y-axis "selection rate" 0 --> 1',
+            f"    bar [{cand}]",
+        ]
         if "baseline" in groups[0]:
             base = ", ".join(f"{(r['baseline']['selection_rate']['value'] or 0):.3f}" for r in groups)
             out.append(f"    line [{base}]")
@@ -62,7 +69,9 @@ def _details(g: dict[str, Any], conf: float, max_rows: int) -> list[str]:
         f"| Metric | Scope | Value | {conf:.0%} CI | Threshold | n | Status | Note |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    ranked = sorted(ms, key=lambda m: ["FAIL", "ERROR", "INCONCLUSIVE", "WARN", "PASS", "SKIP"].index(m["status"]))
+    ranked = sorted(
+        ms, key=lambda m: ["FAIL", "ERROR", "INCONCLUSIVE", "WARN", "PASS", "SKIP"].index(m["status"])
+    )
     for m in ranked[:max_rows]:
         lines.append(
             f"| {_esc(m['metric'])} | {_esc(m['scope'])} | {num(m['value'])} | {ci(m)} | {threshold(m)} | {num(m['n'])} "
@@ -72,15 +81,23 @@ def _details(g: dict[str, Any], conf: float, max_rows: int) -> list[str]:
         lines.append(f"| … {len(ranked) - max_rows} more rows in decision.json | | | | | | | |")
     mc = g.get("details", {}).get("mcnemar")
     if mc:
-        lines += ["", f"McNemar exact test: p = {num(mc['p_value'])} ({mc['baseline_right_candidate_wrong']} rows lost, "
-                      f"{mc['baseline_wrong_candidate_right']} won against the baseline)."]
+        lines += [
+            "",
+            f"McNemar exact test: p = {num(mc['p_value'])} ({mc['baseline_right_candidate_wrong']} rows lost, "
+            f"{mc['baseline_wrong_candidate_right']} won against the baseline).",
+        ]
     return lines + ["", "</details>"]
 
 
 def render(rec: dict[str, Any], limit: int = LIMIT) -> str:
     head = _header(rec) + _chart(rec)
-    footer = ["", f"<sub>mlops-gates {rec['tool']['version']} · {rec['created_at']}"
-              + (f" · [run]({rec['ci']['run_url']})" if rec.get("ci") and rec["ci"].get("run_url") else "") + "</sub>", ""]
+    footer = [
+        "",
+        f"<sub>mlops-gates {rec['tool']['version']} · {rec['created_at']}"
+        + (f" · [run]({rec['ci']['run_url']})" if rec.get("ci") and rec["ci"].get("run_url") else "")
+        + "</sub>",
+        "",
+    ]
     conf = rec["evaluation"]["confidence"]
     for max_rows in (10_000, 50, 10, 0):
         body = list(head)

@@ -49,7 +49,9 @@ class _Codebook:
     def encode(self, arr: pa.Array) -> np.ndarray:
         enc = pc.dictionary_encode(arr)
         values = enc.dictionary.to_pylist()
-        lut = np.array([self.codes.setdefault(_key(v), len(self.codes)) for v in values] + [0], dtype=np.int64)
+        lut = np.array(
+            [self.codes.setdefault(_key(v), len(self.codes)) for v in values] + [0], dtype=np.int64
+        )
         idx = enc.indices.fill_null(len(values)).to_numpy(zero_copy_only=False)
         if enc.indices.null_count:
             lut[-1] = self.codes.setdefault(None, len(self.codes))
@@ -103,22 +105,35 @@ class _Encoder:
         """Label or prediction values -> class index (binary: 1 for the positive label)."""
         if arr.null_count or (pa.types.is_floating(arr.type) and pc.any(pc.is_nan(arr)).as_py()):
             mask = np.asarray(pc.is_null(arr, nan_is_null=True).to_numpy(zero_copy_only=False))
-            raise self._err(f"{what} is empty or NaN at {_rows(mask, offset)}", f"drop those rows or fill {what} before the gate")
+            raise self._err(
+                f"{what} is empty or NaN at {_rows(mask, offset)}",
+                f"drop those rows or fill {what} before the gate",
+            )
         codes = book.encode(arr)
         values = book.values()
         if self.p.task == "binary":
-            lut = np.array([v == self.p.positive_label or str(v) == str(self.p.positive_label) for v in values], dtype=np.int64)
+            lut = np.array(
+                [v == self.p.positive_label or str(v) == str(self.p.positive_label) for v in values],
+                dtype=np.int64,
+            )
             if book is self.label_book and len(values) > 2:
-                raise self._err(f"{what} has more than two values ({', '.join(map(repr, values[:5]))})",
-                                "use task: multiclass, or map the labels to two values")
+                raise self._err(
+                    f"{what} has more than two values ({', '.join(map(repr, values[:5]))})",
+                    "use task: multiclass, or map the labels to two values",
+                )
             return lut[codes]
         classes = list(self.p.classes)
-        lut = np.array([next((i for i, c in enumerate(classes) if c == v or str(c) == str(v)), -1) for v in values], dtype=np.int64)
+        lut = np.array(
+            [next((i for i, c in enumerate(classes) if c == v or str(c) == str(v)), -1) for v in values],
+            dtype=np.int64,
+        )
         out = lut[codes]
         if (out < 0).any():
             unknown = sorted({repr(values[c]) for c in np.unique(codes[out < 0])})
-            raise self._err(f"{what} has values not in 'classes': {', '.join(unknown[:5])} at {_rows(out < 0, offset)}",
-                            "add them to classes in the policy, or fix the data")
+            raise self._err(
+                f"{what} has values not in 'classes': {', '.join(unknown[:5])} at {_rows(out < 0, offset)}",
+                "add them to classes in the policy, or fix the data",
+            )
         return out
 
     def scores(self, batch: pa.RecordBatch, names: tuple[str, ...], what: str, offset: int) -> np.ndarray:
@@ -126,18 +141,26 @@ class _Encoder:
         for name in names:
             arr = batch.column(name)
             if not (pa.types.is_floating(arr.type) or pa.types.is_integer(arr.type)):
-                raise self._err(f"score column '{name}' holds {arr.type}, not numbers", "write scores as probabilities in [0, 1]")
+                raise self._err(
+                    f"score column '{name}' holds {arr.type}, not numbers",
+                    "write scores as probabilities in [0, 1]",
+                )
             x = arr.to_numpy(zero_copy_only=False).astype(np.float64)
             bad = ~np.isfinite(x) | (x < 0) | (x > 1)
             if bad.any():
-                raise self._err(f"{what} score '{name}' is missing, NaN or outside [0, 1] at {_rows(bad, offset)}",
-                                "scores must be probabilities; apply a sigmoid/softmax or fix those rows")
+                raise self._err(
+                    f"{what} score '{name}' is missing, NaN or outside [0, 1] at {_rows(bad, offset)}",
+                    "scores must be probabilities; apply a sigmoid/softmax or fix those rows",
+                )
             cols.append(x)
         s = np.stack(cols, axis=1)
         if s.shape[1] > 1:
             off = np.abs(s.sum(axis=1) - 1.0) > 1e-3
             if off.any():
-                raise self._err(f"{what} class probabilities do not sum to 1 at {_rows(off, offset)}", "normalise each row (softmax)")
+                raise self._err(
+                    f"{what} class probabilities do not sum to 1 at {_rows(off, offset)}",
+                    "normalise each row (softmax)",
+                )
         return s
 
     def strata_ids(self, batch: pa.RecordBatch) -> np.ndarray:
@@ -145,9 +168,15 @@ class _Encoder:
         if not self.group_columns:
             self.strata.setdefault((), 0)
             return np.zeros(n, dtype=np.int64)
-        codes = np.stack([b.encode(batch.column(c)) for b, c in zip(self.group_books, self.group_columns, strict=True)], axis=1)
+        codes = np.stack(
+            [b.encode(batch.column(c)) for b, c in zip(self.group_books, self.group_columns, strict=True)],
+            axis=1,
+        )
         uniq, inv = np.unique(codes, axis=0, return_inverse=True)
-        ids = np.array([self.strata.setdefault(tuple(int(x) for x in row), len(self.strata)) for row in uniq], dtype=np.int64)
+        ids = np.array(
+            [self.strata.setdefault(tuple(int(x) for x in row), len(self.strata)) for row in uniq],
+            dtype=np.int64,
+        )
         return ids[inv.reshape(-1)]
 
     def weights(self, batch: pa.RecordBatch, offset: int) -> np.ndarray:
@@ -156,7 +185,10 @@ class _Encoder:
         w = batch.column(self.cols.weight).to_numpy(zero_copy_only=False).astype(np.float64)
         bad = ~np.isfinite(w) | (w < 0)
         if bad.any():
-            raise self._err(f"weight '{self.cols.weight}' is missing, negative or NaN at {_rows(bad, offset)}", "weights must be finite and >= 0")
+            raise self._err(
+                f"weight '{self.cols.weight}' is missing, negative or NaN at {_rows(bad, offset)}",
+                "weights must be finite and >= 0",
+            )
         return w
 
     def model(self, batch: pa.RecordBatch, side: str, y: np.ndarray, offset: int) -> dict[str, np.ndarray]:
@@ -167,9 +199,18 @@ class _Encoder:
         out: dict[str, np.ndarray] = {}
         s = self.scores(batch, mc.score, what, offset) if mc.score else None
         if mc.prediction:
-            out["pred"] = self.class_codes(batch.column(mc.prediction), f"{what} prediction '{mc.prediction}'", offset, self.pred_books[side])
+            out["pred"] = self.class_codes(
+                batch.column(mc.prediction),
+                f"{what} prediction '{mc.prediction}'",
+                offset,
+                self.pred_books[side],
+            )
         elif s is not None:
-            out["pred"] = (s[:, 0] >= self.p.settings.threshold).astype(np.int64) if s.shape[1] == 1 else s.argmax(axis=1)
+            out["pred"] = (
+                (s[:, 0] >= self.p.settings.threshold).astype(np.int64)
+                if s.shape[1] == 1
+                else s.argmax(axis=1)
+            )
         if s is None:
             return out
         if s.shape[1] == 1:
@@ -189,11 +230,16 @@ class _Encoder:
     def regression(self, batch: pa.RecordBatch, name: str, what: str, offset: int) -> np.ndarray:
         arr = batch.column(name)
         if not (pa.types.is_floating(arr.type) or pa.types.is_integer(arr.type)):
-            raise self._err(f"{what} '{name}' holds {arr.type}, not numbers", "a regression task needs numeric labels and predictions")
+            raise self._err(
+                f"{what} '{name}' holds {arr.type}, not numbers",
+                "a regression task needs numeric labels and predictions",
+            )
         x = arr.to_numpy(zero_copy_only=False).astype(np.float64)
         bad = ~np.isfinite(x)
         if bad.any():
-            raise self._err(f"{what} '{name}' is empty or NaN at {_rows(bad, offset)}", f"drop those rows or fill {what}")
+            raise self._err(
+                f"{what} '{name}' is empty or NaN at {_rows(bad, offset)}", f"drop those rows or fill {what}"
+            )
         return x
 
     def cells(self, batch: pa.RecordBatch, offset: int) -> tuple[CellTable, np.ndarray]:
@@ -214,10 +260,20 @@ class _Encoder:
                     self.baseline_seen.add(not self.baseline_empty(batch))
                     if False in self.baseline_seen:
                         continue
-                e = self.regression(batch, mc.prediction, f"{'candidate' if side == 'c' else 'baseline'} prediction", offset) - y
+                e = (
+                    self.regression(
+                        batch,
+                        mc.prediction,
+                        f"{'candidate' if side == 'c' else 'baseline'} prediction",
+                        offset,
+                    )
+                    - y
+                )
                 vals[f"ae_{side}"], vals[f"se_{side}"] = w * np.abs(e), w * e * e
             return from_rows(keys, vals), y
-        y = self.class_codes(batch.column(self.cols.label), f"label '{self.cols.label}'", offset, self.label_book)
+        y = self.class_codes(
+            batch.column(self.cols.label), f"label '{self.cols.label}'", offset, self.label_book
+        )
         keys["y"] = y
         for side in ("c", "b"):
             if side == "b" and self.cols.baseline is not None:
@@ -267,24 +323,40 @@ def collect(policy: Policy) -> EvalStats:
             integrity.update(batch, y, offset)
         offset += batch.num_rows
     if enc.baseline_seen == {True, False}:
-        raise DataError("the baseline's columns are empty in some batches of rows and filled in others",
-                        where=str(ds.path), hint="fill the baseline for every row, or leave it empty everywhere when there is no baseline yet")
+        raise DataError(
+            "the baseline's columns are empty in some batches of rows and filled in others",
+            where=str(ds.path),
+            hint="fill the baseline for every row, or leave it empty everywhere when there is no baseline yet",
+        )
     if table is None:
-        raise DataError("has no rows", where=str(ds.path), hint="write the evaluation rows to it, or fix the path")
+        raise DataError(
+            "has no rows", where=str(ds.path), hint="write the evaluation rows to it, or fix the path"
+        )
     if policy.task == "binary":
         labels = enc.label_book.values()
         if not any(v == policy.positive_label or str(v) == str(policy.positive_label) for v in labels):
-            raise DataError(f"positive_label {policy.positive_label!r} never appears in label '{policy.columns.label}' (values: {', '.join(map(repr, labels[:5]))})",
-                            where=str(ds.path), hint="set positive_label to one of those values")
+            raise DataError(
+                f"positive_label {policy.positive_label!r} never appears in label '{policy.columns.label}' (values: {', '.join(map(repr, labels[:5]))})",
+                where=str(ds.path),
+                hint="set positive_label to one of those values",
+            )
         for side, book in enc.pred_books.items():
             allowed = {str(x) for x in labels} | {str(policy.positive_label)}
             foreign = [v for v in book.values() if str(v) not in allowed]
-            if foreign and not (len(allowed) == 1 and len(foreign) == 1):  # all labels one class: one other value is fine
+            if foreign and not (
+                len(allowed) == 1 and len(foreign) == 1
+            ):  # all labels one class: one other value is fine
                 who = "candidate" if side == "c" else "baseline"
-                raise DataError(f"{who} predictions hold values the label never takes: {', '.join(map(repr, foreign[:5]))} "
-                                f"(label values: {', '.join(map(repr, labels[:5]))})",
-                                where=str(ds.path), hint="write predictions in the label's values, or give scores and settings.threshold")
-        classes: list[Any] = [next((v for v in labels if str(v) != str(policy.positive_label)), "other"), policy.positive_label]
+                raise DataError(
+                    f"{who} predictions hold values the label never takes: {', '.join(map(repr, foreign[:5]))} "
+                    f"(label values: {', '.join(map(repr, labels[:5]))})",
+                    where=str(ds.path),
+                    hint="write predictions in the label's values, or give scores and settings.threshold",
+                )
+        classes: list[Any] = [
+            next((v for v in labels if str(v) != str(policy.positive_label)), "other"),
+            policy.positive_label,
+        ]
     else:
         classes = list(policy.classes)
     group_values = [b.values() for b in enc.group_books]
@@ -301,7 +373,10 @@ def collect(policy: Policy) -> EvalStats:
         edges=enc.edges,
         rows=offset,
         has_baseline=c.baseline is not None and True in enc.baseline_seen,
-        has_score={"c": bool(c.candidate.score), "b": bool(c.baseline and c.baseline.score and True in enc.baseline_seen)},
+        has_score={
+            "c": bool(c.candidate.score),
+            "b": bool(c.baseline and c.baseline.score and True in enc.baseline_seen),
+        },
         data_digest=sha256_file(ds.path),
         integrity=integrity.finish(policy) if integrity else None,
     )

@@ -34,21 +34,30 @@ class Resampled:
         return self.W @ (values[:, None] * groups)
 
 
-def resample(stats: EvalStats, names: tuple[str, ...], replicates: int, seed: int, unit: str = "row") -> Resampled:
+def resample(
+    stats: EvalStats, names: tuple[str, ...], replicates: int, seed: int, unit: str = "row"
+) -> Resampled:
     t = stats.cells.groupby(("stratum", *names))
     if unit == "bucket":  # regression: each bucket is one unit of the bootstrap
-        draws = replicate_weights(CellTable(t.keys, t.sums, np.ones(len(t), dtype=np.int64)), t.keys["stratum"], replicates, seed)
+        draws = replicate_weights(
+            CellTable(t.keys, t.sums, np.ones(len(t), dtype=np.int64)), t.keys["stratum"], replicates, seed
+        )
     else:
         draws = replicate_weights(t, t.keys["stratum"], replicates, seed)
     return Resampled(t, np.vstack([np.ones((1, len(t))), draws]))
 
 
-def group_matrix(stats: EvalStats, strata: np.ndarray, groupings: list[tuple[int, ...]]) -> tuple[np.ndarray, list[tuple[tuple[int, ...], tuple]]]:
+def group_matrix(
+    stats: EvalStats, strata: np.ndarray, groupings: list[tuple[int, ...]]
+) -> tuple[np.ndarray, list[tuple[tuple[int, ...], tuple]]]:
     """Indicator (cells x groups) for every group of every grouping (a tuple of group-column indices)."""
     cols = []
     labels = []
     for g in groupings:
-        values = sorted({tuple(stats.strata[s][i] for i in g) for s in range(len(stats.strata))}, key=lambda v: tuple(map(str, v)))
+        values = sorted(
+            {tuple(stats.strata[s][i] for i in g) for s in range(len(stats.strata))},
+            key=lambda v: tuple(map(str, v)),
+        )
         for v in values:
             members = np.array([tuple(stats.strata[s][i] for i in g) == v for s in range(len(stats.strata))])
             cols.append(members[strata].astype(np.float64))
@@ -105,12 +114,16 @@ def count_metrics(C: np.ndarray) -> dict[str, np.ndarray]:
         cnt = present.sum(axis=-1)
         out["precision"] = _div(np.where(present, np.nan_to_num(_div(diag, pred_k)), 0).sum(axis=-1), cnt)
         out["recall"] = _div(np.where(present, np.nan_to_num(recall_k), 0).sum(axis=-1), cnt)
-        out["f1"] = _div(np.where(present, np.nan_to_num(_div(2 * diag, true_k + pred_k)), 0).sum(axis=-1), cnt)
+        out["f1"] = _div(
+            np.where(present, np.nan_to_num(_div(2 * diag, true_k + pred_k)), 0).sum(axis=-1), cnt
+        )
     return out
 
 
 # ------------------------------------------------------------------ scores
-def score_metrics(r: Resampled, side: str, edges: np.ndarray, groups: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def score_metrics(
+    r: Resampled, side: str, edges: np.ndarray, groups: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """log loss, Brier, ECE (10 equal-width bins) and binary ROC AUC from the score table."""
     t = r.table
     w = t.sums["w"]
@@ -123,7 +136,7 @@ def score_metrics(r: Resampled, side: str, edges: np.ndarray, groups: np.ndarray
     bins = t.keys[f"{side}bin"]
     lower = np.r_[0.0, edges][bins]
     decile = np.minimum((lower * 10 + 1e-9).astype(int), 9)
-    gap = 0.0
+    gap = np.zeros_like(total)
     for d in range(10):
         inb = (decile == d).astype(np.float64)
         gap = gap + np.abs(s(t.sums[f"conf_{side}"] * inb) - s(t.sums[f"hit_{side}"] * inb))
@@ -155,8 +168,12 @@ def auc_binning_bound(stats: EvalStats, side: str) -> float:
     """Largest possible gap between the binned AUC and the exact one: half the share of pairs sharing a bin."""
     t = stats.cells.groupby(("y", f"{side}bin"))
     nb = len(stats.edges) + 1
-    pos = np.bincount(t.keys[f"{side}bin"][t.keys["y"] == 1], weights=t.sums["w"][t.keys["y"] == 1], minlength=nb)
-    neg = np.bincount(t.keys[f"{side}bin"][t.keys["y"] == 0], weights=t.sums["w"][t.keys["y"] == 0], minlength=nb)
+    pos = np.bincount(
+        t.keys[f"{side}bin"][t.keys["y"] == 1], weights=t.sums["w"][t.keys["y"] == 1], minlength=nb
+    )
+    neg = np.bincount(
+        t.keys[f"{side}bin"][t.keys["y"] == 0], weights=t.sums["w"][t.keys["y"] == 0], minlength=nb
+    )
     denom = pos.sum() * neg.sum()
     return float(0.5 * (pos * neg).sum() / denom) if denom else float("nan")
 

@@ -40,7 +40,10 @@ def column_hash(arr: pa.Array) -> np.ndarray:
         return np.where(np.isnan(x), _NULL, h)
     enc = pc.dictionary_encode(pc.cast(arr, pa.string()) if not pa.types.is_dictionary(arr.type) else arr)
     lut = np.array(
-        [int.from_bytes(hashlib.blake2b(str(v).encode(), digest_size=8).digest(), "little") for v in enc.dictionary.to_pylist()]
+        [
+            int.from_bytes(hashlib.blake2b(str(v).encode(), digest_size=8).digest(), "little")
+            for v in enc.dictionary.to_pylist()
+        ]
         + [int(_NULL)],
         dtype=np.uint64,
     )
@@ -50,7 +53,12 @@ def column_hash(arr: pa.Array) -> np.ndarray:
 def rows_hash(batch: pa.RecordBatch | pa.Table, cols: list[str]) -> np.ndarray:
     h = np.zeros(batch.num_rows, dtype=np.uint64)
     for c in cols:
-        h = _splitmix(h ^ column_hash(batch.column(c) if isinstance(batch, pa.RecordBatch) else batch.column(c).combine_chunks()))
+        h = _splitmix(
+            h
+            ^ column_hash(
+                batch.column(c) if isinstance(batch, pa.RecordBatch) else batch.column(c).combine_chunks()
+            )
+        )
     return h
 
 
@@ -66,10 +74,10 @@ class Drift:
     kind: str  # "numeric" or "categorical"
     ref: np.ndarray  # reference counts per bin/category
     cur: np.ndarray
-    ks_ref: np.ndarray | None = None  # counts on the KS grid
-    ks_cur: np.ndarray | None = None
-    edges: np.ndarray | None = None
-    ks_edges: np.ndarray | None = None
+    ks_ref: np.ndarray = field(default_factory=lambda: np.zeros(0))  # counts on the KS grid
+    ks_cur: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    edges: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    ks_edges: np.ndarray = field(default_factory=lambda: np.zeros(0))
     categories: list[Any] = field(default_factory=list)
 
 
@@ -86,8 +94,15 @@ class IntegrityStats:
 
 
 class IntegrityCollector:
-    def __init__(self, features: list[str], label: str, contract: dict[str, Any], drift: dict[str, Drift],
-                 train_hashes: np.ndarray | None, names: list[str]):
+    def __init__(
+        self,
+        features: list[str],
+        label: str,
+        contract: dict[str, Any],
+        drift: dict[str, Drift],
+        train_hashes: np.ndarray | None,
+        names: list[str],
+    ):
         self.features = features
         self.label = label
         self.contract = contract
@@ -132,7 +147,9 @@ class IntegrityCollector:
 
     def _violation(self, column: str, check: str, count: int, detail: str) -> None:
         if count:
-            v = self.violations.setdefault((column, check), {"column": column, "check": check, "count": 0, "detail": detail})
+            v = self.violations.setdefault(
+                (column, check), {"column": column, "check": check, "count": 0, "detail": detail}
+            )
             v["count"] += count
 
     def update(self, batch: pa.RecordBatch, y: np.ndarray, offset: int) -> None:
@@ -149,7 +166,9 @@ class IntegrityCollector:
             ok = {
                 "integer": pa.types.is_integer(arr.type),
                 "number": pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type),
-                "string": pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) or pa.types.is_dictionary(arr.type),
+                "string": pa.types.is_string(arr.type)
+                or pa.types.is_large_string(arr.type)
+                or pa.types.is_dictionary(arr.type),
                 "boolean": pa.types.is_boolean(arr.type),
                 None: True,
             }[t]
@@ -157,7 +176,9 @@ class IntegrityCollector:
                 self._violation(c, "type", n, f"holds {arr.type}, the contract says {t}")
                 continue
             if rule.get("nullable") is False:
-                self._violation(c, "nullable", _missing(arr), "has empty values, the contract says nullable: false")
+                self._violation(
+                    c, "nullable", _missing(arr), "has empty values, the contract says nullable: false"
+                )
             valid = arr.drop_null()
             if "allowed" in rule and len(valid):
                 inside = pc.is_in(valid, value_set=pa.array(rule["allowed"]).cast(valid.type, safe=False))
@@ -169,7 +190,12 @@ class IntegrityCollector:
                 lo, hi = rule.get("min", -np.inf), rule.get("max", np.inf)
                 bad_mask = (x < lo) | (x > hi)
                 if bad_mask.any():
-                    self._violation(c, "range", int(bad_mask.sum()), f"values outside [{lo}, {hi}], e.g. {x[bad_mask][:3].tolist()}")
+                    self._violation(
+                        c,
+                        "range",
+                        int(bad_mask.sum()),
+                        f"values outside [{lo}, {hi}], e.g. {x[bad_mask][:3].tolist()}",
+                    )
         fh = rows_hash(batch, self.features)
         self.feature_hashes.append(fh)
         self.row_hashes.append(_splitmix(fh ^ np.asarray(y, dtype=np.uint64)))
@@ -179,8 +205,8 @@ class IntegrityCollector:
             if d.kind == "numeric":
                 x = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
                 x = x[~np.isnan(x)]
-                d.cur += np.bincount(np.searchsorted(d.edges, x, side="right"), minlength=len(d.cur))  # type: ignore[arg-type]
-                d.ks_cur += np.bincount(np.searchsorted(d.ks_edges, x, side="right"), minlength=len(d.ks_cur))  # type: ignore[arg-type,operator]
+                d.cur += np.bincount(np.searchsorted(d.edges, x, side="right"), minlength=len(d.cur))
+                d.ks_cur += np.bincount(np.searchsorted(d.ks_edges, x, side="right"), minlength=len(d.ks_cur))
             else:
                 vc = pc.value_counts(arr.drop_null())
                 for v, k in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True):
@@ -205,7 +231,16 @@ class IntegrityCollector:
             hi = np.maximum.reduceat(lab, np.flatnonzero(start))
             conflicts = int((lo != hi)[gid].sum())
         leakage = int(np.isin(fh, self.train_hashes).sum()) if self.train_hashes is not None else None
-        return IntegrityStats(self.rows, self.features, self.missing, list(self.violations.values()), duplicates, conflicts, leakage, self.drift)
+        return IntegrityStats(
+            self.rows,
+            self.features,
+            self.missing,
+            list(self.violations.values()),
+            duplicates,
+            conflicts,
+            leakage,
+            self.drift,
+        )
 
 
 def _reference_drift(ref: Dataset, wanted: list[str]) -> dict[str, Drift]:
@@ -218,13 +253,21 @@ def _reference_drift(ref: Dataset, wanted: list[str]) -> dict[str, Drift]:
         if is_numeric(arr.type) and not pa.types.is_boolean(arr.type):
             x = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
             x = x[~np.isnan(x)]
-            edges = np.unique(np.quantile(x, np.arange(1, DRIFT_BINS) / DRIFT_BINS)) if len(x) else np.zeros(0)
-            ks_edges = np.unique(np.quantile(x, np.arange(1, KS_POINTS) / KS_POINTS)) if len(x) else np.zeros(0)
+            edges = (
+                np.unique(np.quantile(x, np.arange(1, DRIFT_BINS) / DRIFT_BINS)) if len(x) else np.zeros(0)
+            )
+            ks_edges = (
+                np.unique(np.quantile(x, np.arange(1, KS_POINTS) / KS_POINTS)) if len(x) else np.zeros(0)
+            )
             out[name] = Drift(
                 "numeric",
-                np.bincount(np.searchsorted(edges, x, side="right"), minlength=len(edges) + 1).astype(np.float64),
+                np.bincount(np.searchsorted(edges, x, side="right"), minlength=len(edges) + 1).astype(
+                    np.float64
+                ),
                 np.zeros(len(edges) + 1),
-                np.bincount(np.searchsorted(ks_edges, x, side="right"), minlength=len(ks_edges) + 1).astype(np.float64),
+                np.bincount(np.searchsorted(ks_edges, x, side="right"), minlength=len(ks_edges) + 1).astype(
+                    np.float64
+                ),
                 np.zeros(len(ks_edges) + 1),
                 edges,
                 ks_edges,
@@ -232,5 +275,10 @@ def _reference_drift(ref: Dataset, wanted: list[str]) -> dict[str, Drift]:
         else:
             vc = pc.value_counts(arr.drop_null())
             cats = vc.field("values").to_pylist()
-            out[name] = Drift("categorical", np.array(vc.field("counts").to_pylist(), dtype=np.float64), np.zeros(len(cats)), categories=cats)
+            out[name] = Drift(
+                "categorical",
+                np.array(vc.field("counts").to_pylist(), dtype=np.float64),
+                np.zeros(len(cats)),
+                categories=cats,
+            )
     return out

@@ -21,7 +21,9 @@ class CellTable:
     def groupby(self, names: tuple[str, ...]) -> CellTable:
         """Marginalise onto `names` (a multinomial's marginal is multinomial, so resampling stays exact)."""
         if not names:
-            return CellTable({}, {k: np.array([v.sum()]) for k, v in self.sums.items()}, np.array([self.n.sum()]))
+            return CellTable(
+                {}, {k: np.array([v.sum()]) for k, v in self.sums.items()}, np.array([self.n.sum()])
+            )
         stacked = np.stack([self.keys[k] for k in names], axis=1)
         uniq, inv = np.unique(stacked, axis=0, return_inverse=True)
         inv = inv.reshape(-1)
@@ -74,6 +76,8 @@ def replicate_weights(table: CellTable, strata: np.ndarray, replicates: int, see
                 r1 = min(replicates, r0 + chunk)
                 rows = cell_of_row[rng.integers(0, total, size=(r1 - r0, total))]
                 rows += (np.arange(r1 - r0) * len(idx))[:, None]
-                draws[r0:r1] = np.bincount(rows.ravel(), minlength=(r1 - r0) * len(idx)).reshape(r1 - r0, len(idx))
+                draws[r0:r1] = np.bincount(rows.ravel(), minlength=(r1 - r0) * len(idx)).reshape(
+                    r1 - r0, len(idx)
+                )
         w[:, idx] = draws / counts
     return w

@@ -28,7 +28,11 @@ def run_cli(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
 
 def evaluate(tmp_path, policy, capsys, monkeypatch):
     write_policy(tmp_path / "gates.yml", policy)
-    return run_cli(["evaluate", "--policy", str(tmp_path / "gates.yml"), "--out", str(tmp_path / "out")], capsys, monkeypatch)
+    return run_cli(
+        ["evaluate", "--policy", str(tmp_path / "gates.yml"), "--out", str(tmp_path / "out")],
+        capsys,
+        monkeypatch,
+    )
 
 
 def test_promote_exits_0_and_writes_outputs(binary_case, capsys, monkeypatch):
@@ -72,7 +76,12 @@ def test_empty_data_file(tmp_path, capsys, monkeypatch):
 
 
 def test_corrupt_parquet(tmp_path, capsys, monkeypatch):
-    err = _bad(tmp_path, capsys, monkeypatch, write=lambda p: (p / "eval.parquet").write_bytes(b"not parquet at all" * 10))
+    err = _bad(
+        tmp_path,
+        capsys,
+        monkeypatch,
+        write=lambda p: (p / "eval.parquet").write_bytes(b"not parquet at all" * 10),
+    )
     assert "cannot read as parquet" in err
 
 
@@ -112,7 +121,9 @@ def test_scores_outside_unit_interval(binary_case, capsys, monkeypatch):
 
 def test_prediction_outside_label_values(binary_case, capsys, monkeypatch):
     folder, frame = binary_case
-    err = _bad(folder, capsys, monkeypatch, frame=dict(frame, cand_pred=np.where(frame["cand_pred"] == "yes", 1, 0)))
+    err = _bad(
+        folder, capsys, monkeypatch, frame=dict(frame, cand_pred=np.where(frame["cand_pred"] == "yes", 1, 0))
+    )
     assert "candidate prediction" in err and "label" in err
 
 
@@ -132,17 +143,39 @@ def test_positive_label_never_seen(binary_case, capsys, monkeypatch):
 
 def test_ragged_csv_rows(tmp_path, capsys, monkeypatch):
     csv = "label,cand_pred,cand_score,base_pred,base_score,sex,race\nyes,yes,0.9,yes,0.8,F,a\nno,no,0.1,no\n"
-    err = _bad(tmp_path, capsys, monkeypatch, policy=binary_policy(data="eval.csv", gates=GOOD_GATES),
-               write=lambda p: (p / "eval.csv").write_text(csv))
+    err = _bad(
+        tmp_path,
+        capsys,
+        monkeypatch,
+        policy=binary_policy(data="eval.csv", gates=GOOD_GATES),
+        write=lambda p: (p / "eval.csv").write_text(csv),
+    )
     assert "eval.csv" in err and "columns" in err.lower()
 
 
 def test_jsonl_missing_key_in_a_row(tmp_path, capsys, monkeypatch):
-    rows = [{"label": "yes", "cand_pred": "yes", "cand_score": 0.9, "base_pred": "no", "base_score": 0.2, "sex": "F", "race": "a"}] * 3
-    rows.append({"label": "no", "cand_pred": "no", "sex": "M", "race": "b", "base_pred": "no", "base_score": 0.1})
+    rows = [
+        {
+            "label": "yes",
+            "cand_pred": "yes",
+            "cand_score": 0.9,
+            "base_pred": "no",
+            "base_score": 0.2,
+            "sex": "F",
+            "race": "a",
+        }
+    ] * 3
+    rows.append(
+        {"label": "no", "cand_pred": "no", "sex": "M", "race": "b", "base_pred": "no", "base_score": 0.1}
+    )
     text = "\n".join(json.dumps(r) for r in rows) + "\n"
-    err = _bad(tmp_path, capsys, monkeypatch, policy=binary_policy(data="eval.jsonl", gates=GOOD_GATES),
-               write=lambda p: (p / "eval.jsonl").write_text(text))
+    err = _bad(
+        tmp_path,
+        capsys,
+        monkeypatch,
+        policy=binary_policy(data="eval.jsonl", gates=GOOD_GATES),
+        write=lambda p: (p / "eval.jsonl").write_text(text),
+    )
     assert "candidate score 'cand_score' is missing" in err and "row 4" in err
 
 
@@ -197,3 +230,23 @@ def test_module_entry_point_and_fast_help():
     res = subprocess.run([sys.executable, "-m", "mlops_gates", "--version"], capture_output=True, text=True)
     assert res.returncode == 0 and "mlops-gates" in res.stdout
     assert time.perf_counter() - t < 10  # generous: a sanity bound, not a benchmark
+
+
+def test_demo_runs_end_to_end_and_its_record_validates(tmp_path, capsys, monkeypatch):
+    import jsonschema
+
+    code, out, err = run_cli(["demo", "--out", str(tmp_path / "demo")], capsys, monkeypatch)
+    assert code in (0, 1), err  # a verdict either way
+    rec = json.loads((tmp_path / "demo" / "decision.json").read_text())
+    schema = json.loads(Path("schemas/decision.v1.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(rec)
+    assert rec["evaluation"]["rows"] == 16281
+    assert {g["type"] for g in rec["gates"]} == {"integrity", "accuracy", "fairness", "regression"}
+    fair = next(g for g in rec["gates"] if g["type"] == "fairness")
+    assert {r["group"] for r in fair["details"]["groups"]} >= {
+        "sex=Male",
+        "sex=Female",
+        "race=White",
+        "race=Black",
+    }
+    assert rec["decision"] in out and "report.md" in out

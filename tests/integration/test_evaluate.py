@@ -18,15 +18,38 @@ from mlops_gates.report import markdown
 from tests.conftest import binary_frame, binary_policy, write_parquet, write_policy
 
 FULL_GATES = [
-    {"type": "integrity", "max_missing_rate": 0.01, "max_duplicate_rate": 0.01, "min_class_rate": 0.1,
-     "contract": {"sex": {"type": "string", "allowed": ["F", "M"]}}, "prediction_drift": {"max_psi": 0.5}},
-    {"type": "accuracy", "metrics": [{"metric": "roc_auc", "op": ">=", "value": 0.7}, {"metric": "accuracy", "op": ">=", "value": 0.65}]},
-    {"type": "fairness", "intersections": True, "metrics": [{"metric": "equalized_odds_difference", "op": "<=", "value": 0.35},
-                                                            {"metric": "demographic_parity_ratio", "op": ">=", "value": 0.2}]},
-    {"type": "regression", "metrics": [{"metric": "roc_auc", "margin": {"absolute": 0.01}},
-                                       {"metric": "log_loss", "margin": {"relative": 0.05}},
-                                       {"metric": "equalized_odds_difference", "margin": {"absolute": 0.1}}],
-     "negative_flips": {"max_rate": 0.1, "per_group": True}},
+    {
+        "type": "integrity",
+        "max_missing_rate": 0.01,
+        "max_duplicate_rate": 0.01,
+        "min_class_rate": 0.1,
+        "contract": {"sex": {"type": "string", "allowed": ["F", "M"]}},
+        "prediction_drift": {"max_psi": 0.5},
+    },
+    {
+        "type": "accuracy",
+        "metrics": [
+            {"metric": "roc_auc", "op": ">=", "value": 0.7},
+            {"metric": "accuracy", "op": ">=", "value": 0.65},
+        ],
+    },
+    {
+        "type": "fairness",
+        "intersections": True,
+        "metrics": [
+            {"metric": "equalized_odds_difference", "op": "<=", "value": 0.35},
+            {"metric": "demographic_parity_ratio", "op": ">=", "value": 0.2},
+        ],
+    },
+    {
+        "type": "regression",
+        "metrics": [
+            {"metric": "roc_auc", "margin": {"absolute": 0.01}},
+            {"metric": "log_loss", "margin": {"relative": 0.05}},
+            {"metric": "equalized_odds_difference", "margin": {"absolute": 0.1}},
+        ],
+        "negative_flips": {"max_rate": 0.1, "per_group": True},
+    },
 ]
 
 
@@ -44,9 +67,16 @@ def statuses(outcome) -> dict[str, str]:
 
 def test_better_candidate_is_promoted_with_a_valid_record(binary_case):
     folder, _ = binary_case
-    out = evaluate(folder, binary_policy(gates=FULL_GATES, settings={"bootstrap": {"replicates": 1000, "seed": 3}, "correction": "holm"}))
+    out = evaluate(
+        folder,
+        binary_policy(
+            gates=FULL_GATES, settings={"bootstrap": {"replicates": 1000, "seed": 3}, "correction": "holm"}
+        ),
+    )
     assert out.decision.verdict == "PROMOTE", statuses(out)
-    jsonschema.Draft202012Validator(record_schema(), format_checker=jsonschema.FormatChecker()).validate(out.record)
+    jsonschema.Draft202012Validator(record_schema(), format_checker=jsonschema.FormatChecker()).validate(
+        out.record
+    )
     assert out.record["inputs"]["data"]["eval"]["digest"].startswith("sha256:")
     assert all(g["correction"] == "holm" for g in out.record["gates"])
     reg = next(g for g in out.record["gates"] if g["type"] == "regression")
@@ -76,10 +106,15 @@ def test_small_sample_is_inconclusive_then_hold_or_what_the_policy_says(tmp_path
     frame = {k: v[:120] for k, v in binary_frame().items()}
     write_parquet(tmp_path / "eval.parquet", frame)
     acc = float((frame["label"] == frame["cand_pred"]).mean())
-    gates = [{"type": "accuracy", "metrics": [{"metric": "accuracy", "op": ">=", "value": round(acc - 0.02, 3)}]}]
+    gates = [
+        {"type": "accuracy", "metrics": [{"metric": "accuracy", "op": ">=", "value": round(acc - 0.02, 3)}]}
+    ]
     out = evaluate(tmp_path, binary_policy(gates=gates))
     assert out.decision.verdict == "HOLD" and statuses(out)["accuracy"] == "INCONCLUSIVE"
-    assert evaluate(tmp_path, binary_policy(gates=gates, on={"inconclusive": "reject"})).decision.verdict == "REJECT"
+    assert (
+        evaluate(tmp_path, binary_policy(gates=gates, on={"inconclusive": "reject"})).decision.verdict
+        == "REJECT"
+    )
     point = binary_policy(gates=gates, settings={"decision_mode": "point"})
     assert evaluate(tmp_path, point).decision.verdict == "PROMOTE"  # the point estimate clears the bar
 
@@ -110,18 +145,30 @@ def test_missing_baseline_follows_the_policy(binary_case):
     n = len(frame["label"])
     empty = dict(frame, base_pred=np.array([None] * n, dtype=object), base_score=np.full(n, np.nan))
     write_parquet(folder / "eval.parquet", {**empty, "base_score": pa.array([None] * n, pa.float64())})
-    gates = FULL_GATES[1:2] + [{"type": "regression", "metrics": [{"metric": "accuracy", "margin": {"absolute": 0.01}}]}]
+    gates = FULL_GATES[1:2] + [
+        {"type": "regression", "metrics": [{"metric": "accuracy", "margin": {"absolute": 0.01}}]}
+    ]
     out = evaluate(folder, binary_policy(gates=gates))
     assert statuses(out)["regression"] == "INCONCLUSIVE" and out.decision.verdict == "HOLD"
     assert "no baseline" in out.results[1].reason
-    assert evaluate(folder, binary_policy(gates=gates, on={"missing_baseline": "skip"})).decision.verdict == "PROMOTE"
-    assert evaluate(folder, binary_policy(gates=gates, on={"missing_baseline": "reject"})).decision.verdict == "REJECT"
+    assert (
+        evaluate(folder, binary_policy(gates=gates, on={"missing_baseline": "skip"})).decision.verdict
+        == "PROMOTE"
+    )
+    assert (
+        evaluate(folder, binary_policy(gates=gates, on={"missing_baseline": "reject"})).decision.verdict
+        == "REJECT"
+    )
 
 
 def test_expected_group_missing_is_reported(binary_case):
     folder, _ = binary_case
-    gate = {"type": "fairness", "features": ["sex"], "expected_groups": {"sex": ["F", "M", "X"]},
-            "metrics": [{"metric": "demographic_parity_ratio", "op": ">=", "value": 0.1}]}
+    gate = {
+        "type": "fairness",
+        "features": ["sex"],
+        "expected_groups": {"sex": ["F", "M", "X"]},
+        "metrics": [{"metric": "demographic_parity_ratio", "op": ">=", "value": 0.1}],
+    }
     out = evaluate(folder, binary_policy(gates=[gate]))
     missing = [m for m in out.record["gates"][0]["metrics"] if m["metric"] == "group_present"]
     assert [m["scope"] for m in missing] == ["sex=X"] and out.decision.verdict == "HOLD"
@@ -141,8 +188,17 @@ def test_undefined_metric_fails_closed(binary_case):
 
 def test_slices_are_checked_and_small_slices_flagged(binary_case):
     folder, _ = binary_case
-    pol = binary_policy(gates=[{"type": "accuracy", "slices": True, "metrics": [{"metric": "accuracy", "op": ">=", "value": 0.6}]}],
-                        settings={"min_group_size": 300}, on={"insufficient_group": "warn"})
+    pol = binary_policy(
+        gates=[
+            {
+                "type": "accuracy",
+                "slices": True,
+                "metrics": [{"metric": "accuracy", "op": ">=", "value": 0.6}],
+            }
+        ],
+        settings={"min_group_size": 300},
+        on={"insufficient_group": "warn"},
+    )
     pol["columns"]["slices"] = ["race"]
     out = evaluate(folder, pol)
     scopes = {m["scope"]: m for m in out.record["gates"][0]["metrics"]}
@@ -155,12 +211,25 @@ def test_ci_context_from_github_environment(binary_case, monkeypatch, tmp_path):
     folder, _ = binary_case
     event = tmp_path / "event.json"
     event.write_text(json.dumps({"pull_request": {"number": 42, "head": {"sha": "a" * 40}}}))
-    for k, v in {"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": "acme/models", "GITHUB_SHA": "b" * 40, "GITHUB_RUN_ID": "7",
-                 "GITHUB_SERVER_URL": "https://github.example.com", "GITHUB_EVENT_PATH": str(event), "GITHUB_REF": "refs/pull/42/merge"}.items():
+    for k, v in {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_REPOSITORY": "acme/models",
+        "GITHUB_SHA": "b" * 40,
+        "GITHUB_RUN_ID": "7",
+        "GITHUB_SERVER_URL": "https://github.example.com",
+        "GITHUB_EVENT_PATH": str(event),
+        "GITHUB_REF": "refs/pull/42/merge",
+    }.items():
         monkeypatch.setenv(k, v)
     ci = evaluate(folder, binary_policy()).record["ci"]
-    assert ci == {"platform": "github", "repository": "acme/models", "commit": "a" * 40, "ref": "refs/pull/42/merge",
-                  "pull_request": 42, "run_url": "https://github.example.com/acme/models/actions/runs/7"}
+    assert ci == {
+        "platform": "github",
+        "repository": "acme/models",
+        "commit": "a" * 40,
+        "ref": "refs/pull/42/merge",
+        "pull_request": 42,
+        "run_url": "https://github.example.com/acme/models/actions/runs/7",
+    }
 
 
 def test_reports_marker_cap_junit_html(binary_case):
@@ -176,7 +245,12 @@ def test_reports_marker_cap_junit_html(binary_case):
     assert suite is not None and int(suite.get("tests", "0")) == len(FULL_GATES)
     assert [c.get("name") for c in suite.findall("testcase")] == [g["name"] for g in out.record["gates"]]
     html = out.files["html"].read_text()
-    assert "<svg" in html and "ROC curve" in html and "<script" not in html and "http" not in html.lower().replace("https://mlops-gates.dev", "")
+    assert (
+        "<svg" in html
+        and "ROC curve" in html
+        and "<script" not in html
+        and "http" not in html.lower().replace("https://mlops-gates.dev", "")
+    )
 
 
 def test_failing_gate_lists_failing_metrics_in_junit(tmp_path):

@@ -5,15 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlops_gates.gates.base import Status, Check, adjust, judge
+from mlops_gates.gates.base import Check, Status, adjust, judge
 from mlops_gates.stats.table import CellTable, from_rows, replicate_weights
 
 
 def table(counts: list[int], strata: list[int]) -> CellTable:
-    return CellTable({"stratum": np.array(strata), "cell": np.arange(len(counts))}, {"w": np.array(counts, float)}, np.array(counts))
+    return CellTable(
+        {"stratum": np.array(strata), "cell": np.arange(len(counts))},
+        {"w": np.array(counts, float)},
+        np.array(counts),
+    )
 
 
-@pytest.mark.parametrize("counts", [[500, 300, 150, 50], [1, 2, 1, 3, 1, 2, 1, 1]])  # multinomial path, row-draw path
+@pytest.mark.parametrize(
+    "counts", [[500, 300, 150, 50], [1, 2, 1, 3, 1, 2, 1, 1]]
+)  # multinomial path, row-draw path
 def test_replicates_keep_stratum_sizes_and_match_multinomial_moments(counts):
     strata = [0] * (len(counts) // 2) + [1] * (len(counts) - len(counts) // 2)
     t = table(counts, strata)
@@ -51,7 +57,11 @@ def test_merge_adds_exactly():
     a = from_rows({"k": np.array([0, 1, 1])}, {"w": np.array([1.0, 2.0, 3.0])})
     b = from_rows({"k": np.array([1, 2])}, {"w": np.array([4.0, 5.0])})
     m = a.merge(b)
-    assert m.keys["k"].tolist() == [0, 1, 2] and m.n.tolist() == [1, 3, 1] and m.sums["w"].tolist() == [1.0, 9.0, 5.0]
+    assert (
+        m.keys["k"].tolist() == [0, 1, 2]
+        and m.n.tolist() == [1, 3, 1]
+        and m.sums["w"].tolist() == [1.0, 9.0, 5.0]
+    )
 
 
 def test_holm_and_bh_by_hand():

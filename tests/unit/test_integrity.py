@@ -17,7 +17,9 @@ def test_psi_ks_js_chi2_by_hand_and_scipy():
     ref = np.array([100.0, 200.0, 300.0, 400.0])
     cur = np.array([150.0, 250.0, 250.0, 350.0])
     p, q = ref / ref.sum(), cur / cur.sum()
-    assert psi(ref, cur) == pytest.approx(((q - p) * np.log(q / p)).sum(), rel=1e-3)  # smoothing barely moves it
+    assert psi(ref, cur) == pytest.approx(
+        ((q - p) * np.log(q / p)).sum(), rel=1e-3
+    )  # smoothing barely moves it
     assert ks(ref, cur) == pytest.approx(np.max(np.abs(np.cumsum(p) - np.cumsum(q))))
     m = (p + q) / 2
     jsd = 0.5 * (p * np.log2(p / m)).sum() + 0.5 * (q * np.log2(q / m)).sum()
@@ -27,10 +29,16 @@ def test_psi_ks_js_chi2_by_hand_and_scipy():
 
 def _case(tmp_path, n=1000, seed=0):
     rng = np.random.default_rng(seed)
-    train = {"age": rng.integers(18, 80, 3000), "city": rng.choice(["x", "y", "z"], 3000, p=[0.5, 0.3, 0.2]),
-             "label": rng.choice(["a", "b"], 3000)}
-    ev = {"age": rng.integers(18, 80, n) + 0.0, "city": rng.choice(["x", "y", "z"], n, p=[0.5, 0.3, 0.2]).astype(object),
-          "label": rng.choice(["a", "b"], n)}
+    train = {
+        "age": rng.integers(18, 80, 3000),
+        "city": rng.choice(["x", "y", "z"], 3000, p=[0.5, 0.3, 0.2]),
+        "label": rng.choice(["a", "b"], 3000),
+    }
+    ev = {
+        "age": rng.integers(18, 80, n) + 0.0,
+        "city": rng.choice(["x", "y", "z"], n, p=[0.5, 0.3, 0.2]).astype(object),
+        "label": rng.choice(["a", "b"], n),
+    }
     ev["score"] = rng.random(n)
     return train, ev
 
@@ -38,10 +46,18 @@ def _case(tmp_path, n=1000, seed=0):
 def _write(tmp_path, train, ev, gate):
     pq.write_table(pa.table(train), tmp_path / "train.parquet")
     pq.write_table(pa.table(ev), tmp_path / "eval.parquet")
-    policy = {"version": 1, "task": "binary", "positive_label": "b",
-              "data": {"eval": {"path": "eval.parquet"}, "reference": {"path": "train.parquet"}, "training": {"path": "train.parquet"}},
-              "columns": {"label": "label", "candidate": {"score": "score"}},
-              "gates": [dict(type="integrity", **gate)]}
+    policy = {
+        "version": 1,
+        "task": "binary",
+        "positive_label": "b",
+        "data": {
+            "eval": {"path": "eval.parquet"},
+            "reference": {"path": "train.parquet"},
+            "training": {"path": "train.parquet"},
+        },
+        "columns": {"label": "label", "candidate": {"score": "score"}},
+        "gates": [dict(type="integrity", **gate)],
+    }
     out = run(write_policy(tmp_path / "gates.yml", policy), tmp_path / "out")
     return out, {(m["metric"], m["scope"]): m for m in out.record["gates"][0]["metrics"]}
 
@@ -54,12 +70,24 @@ def test_duplicates_conflicts_leakage_missing_counted(tmp_path):
     ev["age"][5] = ev["age"][200]
     ev["city"][5] = ev["city"][200]
     ev["label"][5] = "a" if ev["label"][200] == "b" else "b"  # row 5 conflicts with row 200: 2 rows
-    ev["age"][6], ev["city"][6] = float(train["age"][0]), train["city"][0]  # one row also in training (int vs float)
+    ev["age"][6], ev["city"][6] = (
+        float(train["age"][0]),
+        train["city"][0],
+    )  # one row also in training (int vs float)
     age = ev["age"].astype(object)
     age[7:10] = None
     ev["age"] = age
-    out, m = _write(tmp_path, train, ev, {"max_duplicate_rate": 0.001, "max_conflicting_label_rate": 0.01,
-                                          "max_leakage_rate": 0.0, "max_missing_rate": 0.002})
+    out, m = _write(
+        tmp_path,
+        train,
+        ev,
+        {
+            "max_duplicate_rate": 0.001,
+            "max_conflicting_label_rate": 0.01,
+            "max_leakage_rate": 0.0,
+            "max_missing_rate": 0.002,
+        },
+    )
     # independent counts with plain Python
     rows = list(zip(ev["age"], ev["city"], ev["label"], strict=True))
     assert m[("duplicate_rate", "rows")]["value"] == pytest.approx((len(rows) - len(set(rows))) / 1000)
@@ -71,9 +99,14 @@ def test_duplicates_conflicts_leakage_missing_counted(tmp_path):
     assert m[("conflicting_label_rate", "rows")]["value"] == pytest.approx(conflicting / 1000)
     train_rows = {(float(a), c) for a, c in zip(train["age"], train["city"], strict=True)}
     leaked = sum(1 for a, c, _ in rows if a is not None and (float(a), c) in train_rows)
-    assert leaked >= 1 and m[("leakage_rate", "rows also in training data")]["value"] == pytest.approx(leaked / 1000)
+    assert leaked >= 1 and m[("leakage_rate", "rows also in training data")]["value"] == pytest.approx(
+        leaked / 1000
+    )
     assert m[("leakage_rate", "rows also in training data")]["status"] == "FAIL"
-    assert m[("missing_rate", "age")]["value"] == pytest.approx(0.003) and m[("missing_rate", "age")]["status"] == "FAIL"
+    assert (
+        m[("missing_rate", "age")]["value"] == pytest.approx(0.003)
+        and m[("missing_rate", "age")]["status"] == "FAIL"
+    )
     assert out.decision.verdict == "REJECT"
 
 
@@ -81,24 +114,50 @@ def test_contract_violations_named(tmp_path):
     train, ev = _case(tmp_path)
     ev["age"][3] = 150
     ev["city"][4] = "moon"
-    _, m = _write(tmp_path, train, ev, {"contract": {"age": {"type": "integer", "max": 120},
-                                                     "city": {"type": "string", "allowed": ["x", "y", "z"]},
-                                                     "zip": {"type": "string"}}})
-    assert m[("contract_violations", "age: type")]["status"] == "FAIL"  # a float column, the contract says integer
-    assert m[("contract_violations", "city: allowed")]["value"] == 1 and "moon" in m[("contract_violations", "city: allowed")]["note"]
+    _, m = _write(
+        tmp_path,
+        train,
+        ev,
+        {
+            "contract": {
+                "age": {"type": "integer", "max": 120},
+                "city": {"type": "string", "allowed": ["x", "y", "z"]},
+                "zip": {"type": "string"},
+            }
+        },
+    )
+    assert (
+        m[("contract_violations", "age: type")]["status"] == "FAIL"
+    )  # a float column, the contract says integer
+    assert (
+        m[("contract_violations", "city: allowed")]["value"] == 1
+        and "moon" in m[("contract_violations", "city: allowed")]["note"]
+    )
     assert m[("contract_violations", "zip: present")]["status"] == "FAIL"
 
 
 def test_drift_detects_a_shift_and_passes_without_one(tmp_path):
     train, ev = _case(tmp_path, n=3000)
-    gate = {"drift": {"features": ["age", "city"], "max_psi": 0.1, "max_ks": 0.1, "max_js": 0.1, "min_chi2_pvalue": 0.001}}
+    gate = {
+        "drift": {
+            "features": ["age", "city"],
+            "max_psi": 0.1,
+            "max_ks": 0.1,
+            "max_js": 0.1,
+            "min_chi2_pvalue": 0.001,
+        }
+    }
     _, m = _write(tmp_path, train, ev, gate)
     assert all(v["status"] == "PASS" for v in m.values()), m
     # KS on the reference grid is close to scipy's exact two-sample statistic
-    assert m[("ks", "age")]["value"] == pytest.approx(sps.ks_2samp(train["age"], ev["age"]).statistic, abs=0.02)
+    assert m[("ks", "age")]["value"] == pytest.approx(
+        sps.ks_2samp(train["age"], ev["age"]).statistic, abs=0.02
+    )
     ev["age"] = ev["age"] + 15
     ev["city"] = np.where(np.arange(3000) % 2 == 0, "z", ev["city"])
     _, m = _write(tmp_path, train, ev, gate)
     for key in [("psi", "age"), ("ks", "age"), ("js_distance", "city"), ("chi2_pvalue", "city")]:
         assert m[key]["status"] == "FAIL", key
-    assert m[("ks", "age")]["value"] == pytest.approx(sps.ks_2samp(train["age"], ev["age"]).statistic, abs=0.02)
+    assert m[("ks", "age")]["value"] == pytest.approx(
+        sps.ks_2samp(train["age"], ev["age"]).statistic, abs=0.02
+    )

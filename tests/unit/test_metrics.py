@@ -91,8 +91,14 @@ def test_multiclass_metrics_match_sklearn(tmp_path):
     for k, name in enumerate(names):
         frame[f"p_{name}"] = proba[:, k]
     policy = {
-        "version": 1, "task": "multiclass", "classes": names.tolist(), "data": {"eval": {"path": "eval.parquet"}},
-        "columns": {"label": "label", "candidate": {"prediction": "pred", "score": [f"p_{n}" for n in names]}},
+        "version": 1,
+        "task": "multiclass",
+        "classes": names.tolist(),
+        "data": {"eval": {"path": "eval.parquet"}},
+        "columns": {
+            "label": "label",
+            "candidate": {"prediction": "pred", "score": [f"p_{n}" for n in names]},
+        },
         "gates": [{"type": "accuracy", "metrics": [{"metric": "accuracy", "op": ">=", "value": 0.5}]}],
     }
     ctx = context(tmp_path, frame, policy)
@@ -118,8 +124,15 @@ def test_regression_metrics_match_sklearn(tmp_path):
     base = Ridge(alpha=10).fit(X[:300, :4], y[:300]).predict(X[300:, :4])
     frame = {"y": y[300:], "cand": cand, "base": base, "sex": np.where(X[300:, 1] == 1, "s1", "s2")}
     policy = {
-        "version": 1, "task": "regression", "data": {"eval": {"path": "eval.parquet"}},
-        "columns": {"label": "y", "candidate": {"prediction": "cand"}, "baseline": {"prediction": "base"}, "sensitive": ["sex"]},
+        "version": 1,
+        "task": "regression",
+        "data": {"eval": {"path": "eval.parquet"}},
+        "columns": {
+            "label": "y",
+            "candidate": {"prediction": "cand"},
+            "baseline": {"prediction": "base"},
+            "sensitive": ["sex"],
+        },
         "gates": [{"type": "accuracy", "metrics": [{"metric": "r2", "op": ">=", "value": 0.1}]}],
     }
     ctx = context(tmp_path, frame, policy)
@@ -158,9 +171,17 @@ def test_fairness_matches_fairlearn(tmp_path, binary_case):
             got = float(fairness_values(ctx, "c", g, name, keep)[0])
             assert got == pytest.approx(expected, abs=1e-12), (feature, name)
         # per-group rates and the gap to overall, against MetricFrame
-        mf = flm.MetricFrame(metrics={"selection_rate": flm.selection_rate, "tpr": flm.true_positive_rate,
-                                      "fpr": flm.false_positive_rate, "accuracy": skm.accuracy_score},
-                             y_true=y, y_pred=c, sensitive_features=sf)
+        mf = flm.MetricFrame(
+            metrics={
+                "selection_rate": flm.selection_rate,
+                "tpr": flm.true_positive_rate,
+                "fpr": flm.false_positive_rate,
+                "accuracy": skm.accuracy_score,
+            },
+            y_true=y,
+            y_pred=c,
+            sensitive_features=sf,
+        )
         for rate in ("selection_rate", "tpr", "fpr", "accuracy"):
             got = float(fairness_values(ctx, "c", g, f"{rate}_overall_difference", keep)[0])
             assert got == pytest.approx(mf.difference(method="to_overall")[rate], abs=1e-12), (feature, rate)
@@ -177,7 +198,10 @@ def test_undefined_rate_is_undefined_not_zero(tmp_path):
     s = rng.random(n)
     frame = {"label": y, "cand_score": s, "g": group}
     policy = {
-        "version": 1, "task": "binary", "positive_label": "yes", "data": {"eval": {"path": "eval.parquet"}},
+        "version": 1,
+        "task": "binary",
+        "positive_label": "yes",
+        "data": {"eval": {"path": "eval.parquet"}},
         "columns": {"label": "label", "candidate": {"score": "cand_score"}, "sensitive": ["g"]},
         "settings": {"bootstrap": {"replicates": 200}},
         "gates": [{"type": "fairness", "metrics": [{"metric": "tpr_difference", "op": "<=", "value": 0.5}]}],
@@ -189,7 +213,9 @@ def test_undefined_rate_is_undefined_not_zero(tmp_path):
     out = run(tmp_path / "gates.yml", tmp_path / "out")
     tiny = [r for r in out.record["gates"][0]["details"]["groups"] if r["group"] == "g=tiny"][0]
     assert tiny["candidate"]["tpr"]["value"] is None  # undefined
-    assert true_positive_rate((y == "yes")[group == "tiny"], (s >= 0.5)[group == "tiny"]) == 0.0  # fairlearn says 0
+    assert (
+        true_positive_rate((y == "yes")[group == "tiny"], (s >= 0.5)[group == "tiny"]) == 0.0
+    )  # fairlearn says 0
     flagged = [m for m in out.record["gates"][0]["metrics"] if m["scope"] == "g=tiny"]
     assert flagged and "0 positives" in flagged[0]["note"] and flagged[0]["status"] == "INCONCLUSIVE"
     assert out.decision.verdict == "HOLD"

@@ -35,8 +35,10 @@ def test_syntax_error_names_line(tmp_path):
 
 
 def test_unknown_key_suggests_and_names_line(tmp_path):
-    text = "version: 1\ntask: binary\npositive_label: 1\ndata: {eval: {path: x.parquet}}\ncolumns: {label: y, candidate: {score: s}}\n" \
-           "gates:\n  - type: accuracy\n    metrics: [{metric: accuracy, op: '>=', value: 0.5}]\n    slicez: true\n"
+    text = (
+        "version: 1\ntask: binary\npositive_label: 1\ndata: {eval: {path: x.parquet}}\ncolumns: {label: y, candidate: {score: s}}\n"
+        "gates:\n  - type: accuracy\n    metrics: [{metric: accuracy, op: '>=', value: 0.5}]\n    slicez: true\n"
+    )
     msg = problems(tmp_path, text)
     assert "line 9" in msg and "unknown key 'slicez'" in msg and "did you mean 'slices'" in msg
 
@@ -48,12 +50,17 @@ def test_every_problem_reported_at_once(tmp_path):
     pol["colums"] = {}
     msg = problems(tmp_path, __import__("yaml").safe_dump(pol))
     assert "3 problems" in msg
-    assert "did you mean 'binary'" in msg and "'high' is not of type 'number'" in msg and "did you mean 'columns'" in msg
+    assert (
+        "did you mean 'binary'" in msg
+        and "'high' is not of type 'number'" in msg
+        and "did you mean 'columns'" in msg
+    )
 
 
 def test_aliases_refused_billion_laughs(tmp_path):
     lol = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n" for i in range(9)
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+        for i in range(9)
     )
     msg = problems(tmp_path, lol)
     assert "aliases" in msg and "line 2" in msg
@@ -83,22 +90,59 @@ def test_empty_gates_is_an_error_not_a_pass(tmp_path):
 
 
 def test_unknown_metric_suggests(tmp_path):
-    pol = binary_policy(gates=[{"type": "accuracy", "metrics": [{"metric": "acuracy", "op": ">=", "value": 0.5}]}])
+    pol = binary_policy(
+        gates=[{"type": "accuracy", "metrics": [{"metric": "acuracy", "op": ">=", "value": 0.5}]}]
+    )
     msg = problems(tmp_path, __import__("yaml").safe_dump(pol))
-    assert "unknown metric 'acuracy'" in msg and "did you mean 'accuracy'" in msg and "gates[0].metrics[0].metric" in msg
+    assert (
+        "unknown metric 'acuracy'" in msg
+        and "did you mean 'accuracy'" in msg
+        and "gates[0].metrics[0].metric" in msg
+    )
 
 
 @pytest.mark.parametrize(
     "gate, expected",
     [
-        ({"type": "accuracy", "metrics": [{"metric": "mae", "op": "<=", "value": 1}]}, "does not apply to a binary task"),
-        ({"type": "accuracy", "metrics": [{"metric": "demographic_parity_ratio", "op": ">=", "value": 0.8}]}, "is a fairness metric"),
-        ({"type": "fairness", "metrics": [{"metric": "tpr", "op": ">=", "value": 0.8}]}, "gate on its spread: tpr_difference"),
-        ({"type": "fairness", "metrics": [{"metric": "roc_auc", "op": ">=", "value": 0.8}]}, "not a fairness metric"),
-        ({"type": "fairness", "features": ["age"], "metrics": [{"metric": "tpr_ratio", "op": ">=", "value": 0.8}]}, "not in columns.sensitive"),
+        (
+            {"type": "accuracy", "metrics": [{"metric": "mae", "op": "<=", "value": 1}]},
+            "does not apply to a binary task",
+        ),
+        (
+            {
+                "type": "accuracy",
+                "metrics": [{"metric": "demographic_parity_ratio", "op": ">=", "value": 0.8}],
+            },
+            "is a fairness metric",
+        ),
+        (
+            {"type": "fairness", "metrics": [{"metric": "tpr", "op": ">=", "value": 0.8}]},
+            "gate on its spread: tpr_difference",
+        ),
+        (
+            {"type": "fairness", "metrics": [{"metric": "roc_auc", "op": ">=", "value": 0.8}]},
+            "not a fairness metric",
+        ),
+        (
+            {
+                "type": "fairness",
+                "features": ["age"],
+                "metrics": [{"metric": "tpr_ratio", "op": ">=", "value": 0.8}],
+            },
+            "not in columns.sensitive",
+        ),
         ({"type": "regression"}, "checks nothing"),
-        ({"type": "regression", "metrics": [{"metric": "accuracy", "margin": {"absolute": 0.01, "relative": 0.1}}]}, "margin"),
-        ({"type": "accuracy", "metrics": [{"metric": "accuracy", "op": "=>", "value": 0.5}]}, "did you mean '>='"),
+        (
+            {
+                "type": "regression",
+                "metrics": [{"metric": "accuracy", "margin": {"absolute": 0.01, "relative": 0.1}}],
+            },
+            "margin",
+        ),
+        (
+            {"type": "accuracy", "metrics": [{"metric": "accuracy", "op": "=>", "value": 0.5}]},
+            "did you mean '>='",
+        ),
         ({"type": "integrity"}, "checks nothing"),
         ({"type": "integrity", "drift": {"max_psi": 0.2}}, "drift needs reference data"),
         ({"type": "fairnes", "metrics": []}, "did you mean 'fairness'"),
