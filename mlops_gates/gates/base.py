@@ -13,7 +13,7 @@ import numpy as np
 
 from mlops_gates.policy import GateSpec, Policy
 from mlops_gates.stats.collect import EvalStats
-from mlops_gates.stats.compute import Resampled, resample
+from mlops_gates.stats.compute import Bootstrap, resample
 
 
 class Status(str, enum.Enum):
@@ -101,9 +101,9 @@ class Context:
 
     policy: Policy
     stats: EvalStats
-    _cache: dict[tuple[Any, ...], Resampled] = field(default_factory=dict)
+    _cache: dict[tuple[Any, ...], Bootstrap] = field(default_factory=dict)
 
-    def resampled(self, names: tuple[str, ...], unit: str = "row") -> Resampled:
+    def resampled(self, names: tuple[str, ...], unit: str = "row") -> Bootstrap:
         key = (names, unit)
         if key not in self._cache:
             s = self.policy.settings

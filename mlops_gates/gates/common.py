@@ -18,11 +18,12 @@ SCORE_METRICS = {"roc_auc", "log_loss", "brier", "ece"}
 
 
 def metric_values(
-    ctx: Context, side: str, names: list[str], groupings: list[tuple[int, ...]] | None = None
+    ctx: Context, side: str, names: list[str], groupings: list[tuple[int, ...]] | None = None, paired: bool = False
 ) -> tuple[dict[str, np.ndarray], list, np.ndarray]:
     """Values of `names` for one model ('c' or 'b'): arrays (1+R,) overall, or (1+R, groups) per group.
 
-    Returns (values, group labels, rows per group or overall).
+    Returns (values, group labels, rows per group or overall). `paired`: candidate and baseline values come
+    from the same replicates, for differences.
     """
     stats = ctx.stats
     out: dict[str, np.ndarray] = {}
@@ -30,7 +31,7 @@ def metric_values(
     if stats.task == "regression":
         r = ctx.resampled(("bucket",), unit="bucket")
         G, labels = group_matrix(stats, r.table.keys["stratum"], groupings) if groupings else (None, [])
-        vals = regression_metrics(r, side, G)
+        vals = r.apply(lambda b: regression_metrics(b, side, G))
         n = r.table.n @ G if G is not None else np.array(r.table.n.sum())
         return {k: vals[k] for k in names if k in vals}, labels, n
     counts = [k for k in names if k not in SCORE_METRICS]
@@ -39,7 +40,7 @@ def metric_values(
     if counts or not scores:
         r = ctx.resampled(("y", "c", "b"))
         G, labels = group_matrix(stats, r.table.keys["stratum"], groupings) if groupings else (None, [])
-        C = confusion(r, side, len(stats.classes), G)
+        C = r.apply(lambda b: confusion(b, side, len(stats.classes), G))
         vals = count_metrics(C)
         out.update({k: vals[k] for k in counts})
         n = r.table.n @ G if G is not None else np.array(r.table.n.sum())
@@ -48,9 +49,10 @@ def metric_values(
             raise ValueError(
                 f"{', '.join(scores)} need{'s' if len(scores) == 1 else ''} a score column for the {'candidate' if side == 'c' else 'baseline'}"
             )
-        r = ctx.resampled(("y", "cbin", "bbin"))
+        # paired comparisons resample the joint score table; one model alone needs only its own bins
+        r = ctx.resampled(("y", "cbin", "bbin") if paired else ("y", f"{side}bin"))
         G, labels = group_matrix(stats, r.table.keys["stratum"], groupings) if groupings else (None, [])
-        vals = score_metrics(r, side, stats.edges, G)
+        vals = r.apply(lambda b: score_metrics(b, side, stats.edges, G))
         for k in scores:
             if k not in vals:
                 raise ValueError(f"{k} is not available for a {stats.task} task")

@@ -60,14 +60,19 @@ def _aggregate(per_group: np.ndarray, overall: np.ndarray, agg: str) -> np.ndarr
         return np.nanmax(np.abs(per_group - overall[:, None]), axis=1)
 
 
+def group_rates(ctx: Context, grouping: tuple[int, ...] | None, side: str) -> dict[str, np.ndarray]:
+    """Every group rate of one model: (1+R, groups) per rate; overall (1+R,) when grouping is None."""
+    r = ctx.resampled(("y", "c", "b"))
+    G = group_matrix(ctx.stats, r.table.keys["stratum"], [grouping])[0] if grouping is not None else None
+    return rates(r.apply(lambda b: confusion(b, side, 2, G)))
+
+
 def fairness_values(
     ctx: Context, side: str, grouping: tuple[int, ...], metric: str, keep: np.ndarray
 ) -> np.ndarray:
     """One fairness metric for one grouping and one model, over the groups in `keep`: (1+R,)."""
-    r = ctx.resampled(("y", "c", "b"))
-    G, _ = group_matrix(ctx.stats, r.table.keys["stratum"], [grouping])
-    per = rates(confusion(r, side, 2, G))
-    overall = rates(confusion(r, side, 2))
+    per = group_rates(ctx, grouping, side)
+    overall = group_rates(ctx, None, side)
     base_rates, agg = M.split_fairness(metric)
     parts = [_aggregate(per[rate][:, keep], overall[rate], agg) for rate in base_rates]
     if len(parts) == 1:
@@ -117,10 +122,8 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
         gname = grouping_name(ctx, grouping)
         labels, counts = group_counts(ctx, grouping)
         # the per-group table, for the report
-        r = ctx.resampled(("y", "c", "b"))
-        G, _ = group_matrix(stats, r.table.keys["stratum"], [grouping])
         per_model = {
-            side: rates(confusion(r, side, 2, G)) for side in (["c", "b"] if stats.has_baseline else ["c"])
+            side: group_rates(ctx, grouping, side) for side in (["c", "b"] if stats.has_baseline else ["c"])
         }
         for j, (g, v) in enumerate(labels):
             row: dict[str, Any] = {

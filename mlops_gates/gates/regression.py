@@ -39,7 +39,7 @@ def _flips(ctx: Context, spec: GateSpec) -> list[Check]:
         Check(
             "negative_flip_rate",
             "overall",
-            r.sum(flip) / r.sum(t.sums["w"]),
+            r.apply(lambda b: b.sum(flip) / b.sum(t.sums["w"])),
             int(t.n.sum()),
             "<=",
             cfg["max_rate"],
@@ -52,7 +52,7 @@ def _flips(ctx: Context, spec: GateSpec) -> list[Check]:
         cols = ctx.stats.group_columns
         G, labels = group_matrix(ctx.stats, t.keys["stratum"], groupings_for(spec, ctx))
         with np.errstate(invalid="ignore", divide="ignore"):
-            per = r.sum(flip, G) / r.sum(t.sums["w"], G)
+            per = r.apply(lambda b: b.sum(flip, G) / b.sum(t.sums["w"], G))
         ns = t.n @ G
         min_n = ctx.policy.settings.min_group_size
         for j, (g, v) in enumerate(labels):
@@ -92,8 +92,8 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
     fair = [m for m in spec.margins if M.ALL[m.metric].kind == "fairness"]
     if overall:
         names = list(dict.fromkeys(m.metric for m in overall))
-        cand, _, n = metric_values(ctx, "c", names)
-        base, _, _ = metric_values(ctx, "b", names)
+        cand, _, n = metric_values(ctx, "c", names, paired=True)
+        base, _, _ = metric_values(ctx, "b", names, paired=True)
         for m in overall:
             tests.append(_paired(m, cand[m.metric], base[m.metric], int(n)))
     if fair:

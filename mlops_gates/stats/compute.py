@@ -7,7 +7,9 @@ arrays with a leading replicate axis. Undefined values (0/0) are NaN, never 0.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -20,31 +22,70 @@ def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(b > 0, a / np.where(b > 0, b, 1), np.nan)
 
 
+BLOCK = 4_000_000  # replicate x cell multipliers held in memory at once (32 MB)
+KEEP = 16_000_000  # a resample this small is drawn once and reused by every gate
+
+
 @dataclass
 class Resampled:
-    """A table with its point multipliers (first row) and bootstrap multipliers (the rest)."""
+    """One block of replicate multipliers W (replicates x cells) over a table."""
 
     table: CellTable
-    W: np.ndarray  # (1 + R) x cells
+    W: np.ndarray
 
     def sum(self, values: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
-        """Sum of `values` over cells, per group column of `groups` (cells x m): (1+R) x m, or (1+R,)."""
+        """Sum of `values` over cells, per replicate, and per group column of `groups` (cells x m) if given."""
         if groups is None:
             return self.W @ values
         return self.W @ (values[:, None] * groups)
 
 
+@dataclass
+class Bootstrap:
+    """A table and its seeded bootstrap, drawn in blocks so memory stays bounded whatever the table's size.
+
+    Row 0 of the first block is all ones: the point estimate travels with the replicates.
+    """
+
+    table: CellTable
+    replicates: int
+    seed: int
+    unit: str = "row"  # "bucket": each cell is one unit (regression's row buckets)
+    _kept: list[np.ndarray] = field(default_factory=list)
+
+    def _draw(self, count: int, block: int) -> np.ndarray:
+        t = self.table
+        if self.unit == "bucket":
+            t = CellTable(t.keys, t.sums, np.ones(len(t), dtype=np.int64))
+        return replicate_weights(t, t.keys["stratum"], count, (self.seed, block))
+
+    def blocks(self) -> Iterator[Resampled]:
+        if self._kept:
+            yield from (Resampled(self.table, W) for W in self._kept)
+            return
+        cells = max(len(self.table), 1)
+        per = max(1, BLOCK // cells)
+        keep = self.replicates * cells <= KEEP
+        for i, r0 in enumerate(range(0, self.replicates, per)):
+            W = self._draw(min(per, self.replicates - r0), i)
+            if i == 0:
+                W = np.vstack([np.ones((1, len(self.table))), W])
+            if keep:
+                self._kept.append(W)
+            yield Resampled(self.table, W)
+
+    def apply(self, fn: Callable[[Resampled], Any]) -> Any:
+        """fn over every block, its results (an array or a dict of arrays) joined along the replicate axis."""
+        parts = [fn(b) for b in self.blocks()]
+        if isinstance(parts[0], dict):
+            return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        return np.concatenate(parts)
+
+
 def resample(
     stats: EvalStats, names: tuple[str, ...], replicates: int, seed: int, unit: str = "row"
-) -> Resampled:
-    t = stats.cells.groupby(("stratum", *names))
-    if unit == "bucket":  # regression: each bucket is one unit of the bootstrap
-        draws = replicate_weights(
-            CellTable(t.keys, t.sums, np.ones(len(t), dtype=np.int64)), t.keys["stratum"], replicates, seed
-        )
-    else:
-        draws = replicate_weights(t, t.keys["stratum"], replicates, seed)
-    return Resampled(t, np.vstack([np.ones((1, len(t))), draws]))
+) -> Bootstrap:
+    return Bootstrap(stats.cells.groupby(("stratum", *names)), replicates, seed, unit)
 
 
 def group_matrix(

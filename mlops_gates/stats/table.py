@@ -52,7 +52,9 @@ def from_rows(keys: dict[str, np.ndarray], values: dict[str, np.ndarray]) -> Cel
     return CellTable(keys, values, np.ones(rows, dtype=np.int64)).groupby(tuple(keys))
 
 
-def replicate_weights(table: CellTable, strata: np.ndarray, replicates: int, seed: int) -> np.ndarray:
+def replicate_weights(
+    table: CellTable, strata: np.ndarray, replicates: int, seed: int | tuple[int, ...]
+) -> np.ndarray:
     """Row bootstrap, stratified, as per-cell multipliers: row r times a cell's sum is its sum in replicate r.
 
     A stratum's resample is a multinomial over its cells (its rows are exchangeable within a cell, so a

@@ -114,3 +114,26 @@ def test_undefined_value_is_error_and_warn_severity_never_blocks():
     res = judge([t, w], _Policy())  # type: ignore[arg-type]
     assert res[0].status == Status.ERROR and "undefined" in (res[0].note or "")
     assert res[1].status == Status.WARN
+
+
+def test_blocked_bootstrap_bounds_memory_and_agrees(tmp_path, binary_case, monkeypatch):
+    """Drawing replicates in small blocks (large tables) gives the same point and a like interval, reproducibly."""
+    from mlops_gates import policy as P
+    from mlops_gates.gates.base import Context
+    from mlops_gates.gates.common import metric_values
+    from mlops_gates.stats import compute
+    from mlops_gates.stats.collect import collect
+    from tests.conftest import binary_policy, write_policy
+
+    folder, _ = binary_case
+    pol = P.load(write_policy(folder / "gates.yml", binary_policy(settings={"bootstrap": {"replicates": 1000}})))
+    stats = collect(pol)
+    whole, _, _ = metric_values(Context(pol, stats), "c", ["roc_auc", "accuracy"])
+    monkeypatch.setattr(compute, "BLOCK", 5_000)  # a few replicates per block
+    monkeypatch.setattr(compute, "KEEP", 0)  # never kept: redrawn, identically, on each use
+    a, _, _ = metric_values(Context(pol, stats), "c", ["roc_auc", "accuracy"])
+    b, _, _ = metric_values(Context(pol, stats), "c", ["roc_auc", "accuracy"])
+    for k in ("roc_auc", "accuracy"):
+        assert np.array_equal(a[k], b[k]) and a[k].shape == whole[k].shape == (1001,)
+        assert a[k][0] == whole[k][0]
+        assert np.std(a[k][1:]) == pytest.approx(np.std(whole[k][1:]), rel=0.15)
