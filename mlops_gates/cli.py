@@ -59,11 +59,24 @@ def cli() -> None:
     show_default=True,
     help="Folder for decision.json, report.md, junit.xml and report.html.",
 )
-def evaluate(policy_path: Path, out_dir: Path) -> None:
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    metavar="ROLE=PATH",
+    help="A model file or folder whose digest goes into the record, e.g. candidate=model/.",
+)
+def evaluate(policy_path: Path, out_dir: Path, models: tuple[str, ...]) -> None:
     """Evaluate the candidate against the policy and decide PROMOTE, HOLD or REJECT."""
     from mlops_gates.evaluate import run
 
-    _finish(run(policy_path, out_dir))
+    paths = {}
+    for item in models:
+        role, sep, path = item.partition("=")
+        if not (sep and role and path):
+            raise click.BadParameter(f"'{item}' is not ROLE=PATH", param_hint="--model")
+        paths[role] = Path(path)
+    _finish(run(policy_path, out_dir, model_paths=paths))
 
 
 @cli.group()

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from mlops_gates import policy as policy_mod
-from mlops_gates.data.reader import sha256_file
 from mlops_gates.decision import Decision, decide, record
+from mlops_gates.digest import digest_path, sha256_file
 from mlops_gates.gates import registry
 from mlops_gates.gates.base import Context, GateResult
 from mlops_gates.stats.collect import collect
@@ -29,6 +29,7 @@ def run(
     from mlops_gates.report import write_all
 
     pol = policy_mod.load(policy_path)
+    models = {role: digest_path(p) for role, p in (model_paths or {}).items()}
     stats = collect(pol)
     ctx = Context(pol, stats)
     results = [registry.run(spec, ctx) for spec in pol.gates]
@@ -46,10 +47,8 @@ def run(
     for role, ds in (("reference", pol.reference), ("training", pol.training)):
         if ds is not None:
             inputs["data"][role] = {"path": str(ds.path), "format": ds.format, "digest": sha256_file(ds.path)}
-    if model_paths:
-        inputs["models"] = {
-            role: {"path": str(p), "digest": sha256_file(p)} for role, p in model_paths.items() if p.is_file()
-        }
+    if models:
+        inputs["models"] = models
     rec = record(pol, decision, results, inputs, stats.rows)
     files = write_all(rec, Path(out_dir), stats=stats, policy=pol)
     return Outcome(decision, results, rec, files)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
-from pathlib import Path
 
 import pyarrow as pa
 
@@ -13,14 +11,6 @@ from mlops_gates.metrics import suggest
 from mlops_gates.policy import Dataset
 
 BATCH_ROWS = 65_536
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
 
 
 def _check_file(ds: Dataset) -> None:

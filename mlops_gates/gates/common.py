@@ -18,7 +18,11 @@ SCORE_METRICS = {"roc_auc", "log_loss", "brier", "ece"}
 
 
 def metric_values(
-    ctx: Context, side: str, names: list[str], groupings: list[tuple[int, ...]] | None = None, paired: bool = False
+    ctx: Context,
+    side: str,
+    names: list[str],
+    groupings: list[tuple[int, ...]] | None = None,
+    paired: bool = False,
 ) -> tuple[dict[str, np.ndarray], list, np.ndarray]:
     """Values of `names` for one model ('c' or 'b'): arrays (1+R,) overall, or (1+R, groups) per group.
 

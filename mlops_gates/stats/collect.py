@@ -9,7 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlops_gates.data.reader import column_names, iter_batches, require_columns, sha256_file
+from mlops_gates.data.reader import column_names, iter_batches, require_columns
+from mlops_gates.digest import sha256_file
 from mlops_gates.errors import DataError
 from mlops_gates.policy import Policy
 from mlops_gates.stats.table import CellTable, from_rows
@@ -309,6 +310,7 @@ def collect(policy: Policy) -> EvalStats:
     names = column_names(ds)
     wanted = metric_columns(policy)
     require_columns(ds, wanted, names)
+    digest = sha256_file(ds.path)  # the record names exactly the bytes that were judged
     enc = _Encoder(policy, str(ds.path))
     integrity = IntegrityCollector.for_policy(policy, names, wanted)
     read = list(dict.fromkeys(wanted + (integrity.columns if integrity else [])))
@@ -322,6 +324,12 @@ def collect(policy: Policy) -> EvalStats:
         if integrity:
             integrity.update(batch, y, offset)
         offset += batch.num_rows
+    if sha256_file(ds.path) != digest:
+        raise DataError(
+            "the file changed while it was being read",
+            where=str(ds.path),
+            hint="run again on a file that stays put",
+        )
     if enc.baseline_seen == {True, False}:
         raise DataError(
             "the baseline's columns are empty in some batches of rows and filled in others",
@@ -377,6 +385,6 @@ def collect(policy: Policy) -> EvalStats:
             "c": bool(c.candidate.score),
             "b": bool(c.baseline and c.baseline.score and True in enc.baseline_seen),
         },
-        data_digest=sha256_file(ds.path),
+        data_digest=digest,
         integrity=integrity.finish(policy) if integrity else None,
     )

@@ -250,3 +250,42 @@ def test_demo_runs_end_to_end_and_its_record_validates(tmp_path, capsys, monkeyp
         "race=Black",
     }
     assert rec["decision"] in out and "report.md" in out
+
+
+def test_model_digests_recorded(binary_case, capsys, monkeypatch):
+    folder, _ = binary_case
+    model = folder / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"\x00\x01")
+    (model / "config.json").write_text("{}")
+    write_policy(folder / "gates.yml", binary_policy(gates=GOOD_GATES))
+    args = [
+        "evaluate",
+        "--policy",
+        str(folder / "gates.yml"),
+        "--out",
+        str(folder / "out"),
+        "--model",
+        f"candidate={model}",
+        "--model",
+        f"baseline={folder / 'eval.parquet'}",
+    ]
+    code, _, err = run_cli(args, capsys, monkeypatch)
+    assert code == 0, err
+    models = json.loads((folder / "out" / "decision.json").read_text())["inputs"]["models"]
+    import hashlib
+
+    files = {
+        n: "sha256:" + hashlib.sha256((model / n).read_bytes()).hexdigest()
+        for n in ("config.json", "weights.bin")
+    }
+    root = hashlib.sha256("".join(f"{n}\0{d}\n" for n, d in sorted(files.items())).encode()).hexdigest()
+    assert models["candidate"] == {"path": str(model), "digest": f"sha256:{root}", "files": files}
+    assert (
+        models["baseline"]["digest"]
+        == "sha256:" + hashlib.sha256((folder / "eval.parquet").read_bytes()).hexdigest()
+    )
+    code, _, err = run_cli([*args[:5], "--model", "candidate"], capsys, monkeypatch)
+    assert code == 2 and "ROLE=PATH" in err
+    code, _, err = run_cli([*args[:5], "--model", f"candidate={folder / 'nope'}"], capsys, monkeypatch)
+    assert code == 2 and "nope: not found" in err

@@ -126,7 +126,9 @@ def test_blocked_bootstrap_bounds_memory_and_agrees(tmp_path, binary_case, monke
     from tests.conftest import binary_policy, write_policy
 
     folder, _ = binary_case
-    pol = P.load(write_policy(folder / "gates.yml", binary_policy(settings={"bootstrap": {"replicates": 1000}})))
+    pol = P.load(
+        write_policy(folder / "gates.yml", binary_policy(settings={"bootstrap": {"replicates": 1000}}))
+    )
     stats = collect(pol)
     whole, _, _ = metric_values(Context(pol, stats), "c", ["roc_auc", "accuracy"])
     monkeypatch.setattr(compute, "BLOCK", 5_000)  # a few replicates per block
