@@ -272,11 +272,19 @@ def describe(m: MetricResult) -> str:
     return f"= {v}{ci}{thr}{extra}"
 
 
+# What an `on:` action in the policy makes of a check it applies to.
+ACTION = {
+    "hold": Status.INCONCLUSIVE,
+    "fail": Status.FAIL,
+    "reject": Status.FAIL,
+    "warn": Status.WARN,
+    "skip": Status.SKIP,
+}
+
+
 def insufficient_status(policy: Policy) -> Status:
     """What the policy does with a group or slice too small to judge."""
-    return {"hold": Status.INCONCLUSIVE, "fail": Status.FAIL, "warn": Status.WARN}[
-        policy.on.insufficient_group
-    ]
+    return ACTION[policy.on.insufficient_group]
 
 
 GateFn = Callable[[GateSpec, Context], GateResult]

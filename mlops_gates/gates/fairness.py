@@ -11,10 +11,10 @@ import numpy as np
 
 from mlops_gates import metrics as M
 from mlops_gates.gates.base import (
+    ACTION,
     Check,
     Context,
     GateResult,
-    Status,
     insufficient_status,
     interval,
     judge,
@@ -112,103 +112,58 @@ def expected_groups(spec: GateSpec, ctx: Context) -> dict[str, list[Any]]:
     return out
 
 
-def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
-    policy, stats = ctx.policy, ctx.stats
-    s = policy.settings
-    tests: list[Check] = []
-    details: dict[str, Any] = {"groups": []}
-    small_status = insufficient_status(policy)
-    for grouping in groupings_for(spec, ctx):
-        gname = grouping_name(ctx, grouping)
-        labels, counts = group_counts(ctx, grouping)
-        # the per-group table, for the report
-        per_model = {
-            side: group_rates(ctx, grouping, side) for side in (["c", "b"] if stats.has_baseline else ["c"])
+def _group_table(
+    ctx: Context, grouping: tuple[int, ...], labels: list, counts: dict[str, np.ndarray]
+) -> list[dict[str, Any]]:
+    """Every rate of every group, for both models, with intervals: the report's per-group table."""
+    stats, conf = ctx.stats, ctx.policy.settings.confidence
+    per_model = {
+        side: group_rates(ctx, grouping, side) for side in (["c", "b"] if stats.has_baseline else ["c"])
+    }
+    rows = []
+    for j, (g, v) in enumerate(labels):
+        row: dict[str, Any] = {
+            "grouping": grouping_name(ctx, grouping),
+            "group": scope_label(stats.group_columns, g, v),
+            "n": int(counts["rows"][j]),
+            "positives": int(counts["positives"][j]),
         }
-        for j, (g, v) in enumerate(labels):
-            row: dict[str, Any] = {
-                "grouping": gname,
-                "group": scope_label(stats.group_columns, g, v),
-                "n": int(counts["rows"][j]),
-                "positives": int(counts["positives"][j]),
+        for side, vals in per_model.items():
+            row["candidate" if side == "c" else "baseline"] = {
+                rate: {"value": float(vals[rate][0, j]), "ci": interval(vals[rate][:, j], conf)}
+                for rate in M.GROUP_RATES
             }
-            for side, vals in per_model.items():
-                row["candidate" if side == "c" else "baseline"] = {
-                    rate: {"value": float(vals[rate][0, j]), "ci": interval(vals[rate][:, j], s.confidence)}
-                    for rate in M.GROUP_RATES
-                }
-            details["groups"].append(row)
-        for t in spec.thresholds:
-            base_rates, _ = M.split_fairness(t.metric)
-            keep = np.ones(len(labels), dtype=bool)
-            for j, (g, v) in enumerate(labels):
-                short = []
-                if counts["rows"][j] < s.min_group_size:
-                    short.append(f"{int(counts['rows'][j])} rows < min_group_size {s.min_group_size}")
-                for rate in base_rates:
-                    den = DENOMINATOR[rate]
-                    if den != "rows" and counts[den][j] < max(s.min_group_positives, 1):
-                        short.append(
-                            f"{int(counts[den][j])} {den} (the {rate} is {'undefined' if counts[den][j] == 0 else 'too uncertain'}; "
-                            f"min_group_positives {s.min_group_positives})"
-                        )
-                if short:
-                    keep[j] = False
-                    tests.append(
-                        Check(
-                            t.metric,
-                            scope_label(stats.group_columns, g, v),
-                            np.array([np.nan]),
-                            int(counts["rows"][j]),
-                            None,
-                            None,
-                            t.severity,
-                            note="insufficient evidence: " + "; ".join(short),
-                            forced=small_status,
-                        )
-                    )
-            if keep.sum() < 2:
-                tests.append(
-                    Check(
-                        t.metric,
-                        gname,
-                        np.array([np.nan]),
-                        int(counts["rows"].sum()),
-                        t.op,
-                        t.value,
-                        t.severity,
-                        note=f"fewer than two groups with enough evidence in {gname}",
-                        forced=small_status,
-                    )
-                )
-                continue
-            values = fairness_values(ctx, "c", grouping, t.metric, keep)
-            baseline = (
-                float(fairness_values(ctx, "b", grouping, t.metric, keep)[0]) if stats.has_baseline else None
-            )
-            tests.append(
-                Check(
-                    t.metric,
-                    gname,
-                    values,
-                    int(counts["rows"][keep].sum()),
-                    t.op,
-                    t.value,
-                    t.severity,
-                    baseline=baseline,
-                )
-            )
+        rows.append(row)
+    return rows
+
+
+def _shortfall(ctx: Context, rates_used: tuple[str, ...], counts: dict[str, np.ndarray], j: int) -> list[str]:
+    """Why group j is too small to judge these rates (empty when it is not)."""
+    s = ctx.policy.settings
+    short = []
+    if counts["rows"][j] < s.min_group_size:
+        short.append(f"{int(counts['rows'][j])} rows < min_group_size {s.min_group_size}")
+    for rate in rates_used:
+        den = DENOMINATOR[rate]
+        k = int(counts[den][j])
+        if den != "rows" and k < max(s.min_group_positives, 1):
+            why = "undefined" if k == 0 else "too uncertain"
+            short.append(f"{k} {den} (the {rate} is {why}; min_group_positives {s.min_group_positives})")
+    return short
+
+
+def _missing_groups(spec: GateSpec, ctx: Context) -> list[Check]:
+    stats, status = ctx.stats, ACTION[ctx.policy.on.missing_group]
+    out = []
     for feature, groups in expected_groups(spec, ctx).items():
         if feature not in stats.group_columns:
             continue
         i = stats.group_columns.index(feature)
-        seen = {st[i] for st in stats.strata}
+        seen = {str(st[i]) for st in stats.strata}
         for v in groups:
-            if v not in seen and str(v) not in {str(x) for x in seen}:
-                status = {"hold": Status.INCONCLUSIVE, "fail": Status.FAIL, "warn": Status.WARN}[
-                    policy.on.missing_group
-                ]
-                tests.append(
+            if str(v) not in seen:
+                note = "expected group is missing from the evaluation data"
+                out.append(
                     Check(
                         "group_present",
                         f"{feature}={v}",
@@ -217,8 +172,65 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
                         None,
                         None,
                         spec.severity,
-                        note="expected group is missing from the evaluation data",
+                        note=note,
                         forced=status,
                     )
                 )
-    return summarise(spec.name, spec.type, judge(tests, policy), policy, details)
+    return out
+
+
+def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
+    stats = ctx.stats
+    small = insufficient_status(ctx.policy)
+    checks: list[Check] = []
+    details: dict[str, Any] = {"groups": []}
+    for grouping in groupings_for(spec, ctx):
+        gname = grouping_name(ctx, grouping)
+        labels, counts = group_counts(ctx, grouping)
+        details["groups"] += _group_table(ctx, grouping, labels, counts)
+        for t in spec.thresholds:
+            rates_used, _ = M.split_fairness(t.metric)
+            keep = np.ones(len(labels), dtype=bool)
+            for j, (g, v) in enumerate(labels):
+                short = _shortfall(ctx, rates_used, counts, j)
+                if short:
+                    keep[j] = False
+                    note = "insufficient evidence: " + "; ".join(short)
+                    scope = scope_label(stats.group_columns, g, v)
+                    checks.append(
+                        Check(
+                            t.metric,
+                            scope,
+                            np.array([np.nan]),
+                            int(counts["rows"][j]),
+                            None,
+                            None,
+                            t.severity,
+                            note=note,
+                            forced=small,
+                        )
+                    )
+            n = int(counts["rows"][keep].sum())
+            if keep.sum() < 2:
+                note = f"fewer than two groups with enough evidence in {gname}"
+                checks.append(
+                    Check(
+                        t.metric,
+                        gname,
+                        np.array([np.nan]),
+                        n,
+                        t.op,
+                        t.value,
+                        t.severity,
+                        note=note,
+                        forced=small,
+                    )
+                )
+                continue
+            values = fairness_values(ctx, "c", grouping, t.metric, keep)
+            baseline = (
+                float(fairness_values(ctx, "b", grouping, t.metric, keep)[0]) if stats.has_baseline else None
+            )
+            checks.append(Check(t.metric, gname, values, n, t.op, t.value, t.severity, baseline=baseline))
+    checks += _missing_groups(spec, ctx)
+    return summarise(spec.name, spec.type, judge(checks, ctx.policy), ctx.policy, details)

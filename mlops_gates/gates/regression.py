@@ -10,9 +10,18 @@ from __future__ import annotations
 import numpy as np
 
 from mlops_gates import metrics as M
-from mlops_gates.gates.base import Check, Context, GateResult, Status, insufficient_status, judge, summarise
+from mlops_gates.gates.base import (
+    ACTION,
+    Check,
+    Context,
+    GateResult,
+    Status,
+    insufficient_status,
+    judge,
+    summarise,
+)
 from mlops_gates.gates.common import metric_values, scope_label
-from mlops_gates.gates.fairness import grouping_name
+from mlops_gates.gates.fairness import fairness_values, group_counts, grouping_name, groupings_for
 from mlops_gates.policy import GateSpec, Margin
 from mlops_gates.stats.compute import group_matrix
 
@@ -47,8 +56,6 @@ def _flips(ctx: Context, spec: GateSpec) -> list[Check]:
         )
     ]
     if cfg.get("per_group"):
-        from mlops_gates.gates.fairness import groupings_for
-
         cols = ctx.stats.group_columns
         G, labels = group_matrix(ctx.stats, t.keys["stratum"], groupings_for(spec, ctx))
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -79,7 +86,7 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
     policy, stats = ctx.policy, ctx.stats
     if not stats.has_baseline:
         action = policy.on.missing_baseline
-        status = {"hold": Status.INCONCLUSIVE, "reject": Status.FAIL, "skip": Status.SKIP}[action]
+        status = ACTION[action]
         return GateResult(
             spec.name,
             spec.type,
@@ -97,8 +104,6 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
         for m in overall:
             tests.append(_paired(m, cand[m.metric], base[m.metric], int(n)))
     if fair:
-        from mlops_gates.gates.fairness import fairness_values, group_counts, groupings_for
-
         for grouping in groupings_for(spec, ctx):
             labels, counts = group_counts(ctx, grouping)
             keep = counts["rows"] >= policy.settings.min_group_size

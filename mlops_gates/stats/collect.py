@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,7 +16,7 @@ from mlops_gates.policy import Policy
 from mlops_gates.stats.table import CellTable, from_rows
 
 EPS = 1e-15
-BUCKETS = 64  # regression: rows are spread over this many buckets per stratum for the bootstrap
+BUCKET_BITS = 6  # regression: rows are hashed into 2**6 = 64 buckets per stratum, the bootstrap's units
 
 
 def score_edges(bins: int) -> np.ndarray:
@@ -38,7 +38,6 @@ class EvalStats:
     has_score: dict[str, bool]
     data_digest: str
     integrity: Any = None  # IntegrityStats when the policy has an integrity gate
-    label_values: dict[Any, int] = field(default_factory=dict)
 
 
 class _Codebook:
@@ -84,7 +83,6 @@ class _Encoder:
         self.group_books = [_Codebook() for _ in self.group_columns]
         self.strata: dict[tuple[int, ...], int] = {}
         self.edges = score_edges(policy.settings.score_bins)
-        self.nbins = len(self.edges) + 1
         self.K = 2 if policy.task == "binary" else len(policy.classes)
         self.baseline_seen: set[bool] = set()  # True: a batch with baseline values; False: one without
 
@@ -252,7 +250,9 @@ class _Encoder:
         if self.p.task == "regression":
             y = self.regression(batch, self.cols.label, "label", offset)
             row = np.arange(offset, offset + n, dtype=np.uint64)
-            keys["bucket"] = ((row * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(58)).astype(np.int64)
+            keys["bucket"] = ((row * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - BUCKET_BITS)).astype(
+                np.int64
+            )
             vals["y"], vals["y2"] = w * y, w * y * y
             for side, mc in (("c", self.cols.candidate), ("b", self.cols.baseline)):
                 if mc is None or not mc.prediction:
@@ -302,6 +302,32 @@ def metric_columns(policy: Policy) -> list[str]:
     return list(dict.fromkeys(cols))
 
 
+def _binary_classes(policy: Policy, enc: _Encoder) -> list[Any]:
+    """[negative, positive] label values, after checking predictions speak the label's language."""
+    where = str(policy.eval_data.path)
+    labels = enc.label_book.values()
+    positive = str(policy.positive_label)
+    if positive not in {str(v) for v in labels}:
+        raise DataError(
+            f"positive_label {policy.positive_label!r} never appears in label '{policy.columns.label}' "
+            f"(values: {', '.join(map(repr, labels[:5]))})",
+            where=where,
+            hint="set positive_label to one of those values",
+        )
+    allowed = {str(x) for x in labels}
+    for side, book in enc.pred_books.items():
+        foreign = [v for v in book.values() if str(v) not in allowed]
+        # when every label is one class, the predictions may hold the one other value
+        if foreign and not (len(allowed) == 1 and len(foreign) == 1):
+            raise DataError(
+                f"{'candidate' if side == 'c' else 'baseline'} predictions hold values the label never takes: "
+                f"{', '.join(map(repr, foreign[:5]))} (label values: {', '.join(map(repr, labels[:5]))})",
+                where=where,
+                hint="write predictions in the label's values, or give scores and settings.threshold",
+            )
+    return [next((v for v in labels if str(v) != positive), "other"), policy.positive_label]
+
+
 def collect(policy: Policy) -> EvalStats:
     """Read the evaluation data once and return every statistic the gates need."""
     from mlops_gates.stats.integrity import IntegrityCollector
@@ -340,33 +366,7 @@ def collect(policy: Policy) -> EvalStats:
         raise DataError(
             "has no rows", where=str(ds.path), hint="write the evaluation rows to it, or fix the path"
         )
-    if policy.task == "binary":
-        labels = enc.label_book.values()
-        if not any(v == policy.positive_label or str(v) == str(policy.positive_label) for v in labels):
-            raise DataError(
-                f"positive_label {policy.positive_label!r} never appears in label '{policy.columns.label}' (values: {', '.join(map(repr, labels[:5]))})",
-                where=str(ds.path),
-                hint="set positive_label to one of those values",
-            )
-        for side, book in enc.pred_books.items():
-            allowed = {str(x) for x in labels} | {str(policy.positive_label)}
-            foreign = [v for v in book.values() if str(v) not in allowed]
-            if foreign and not (
-                len(allowed) == 1 and len(foreign) == 1
-            ):  # all labels one class: one other value is fine
-                who = "candidate" if side == "c" else "baseline"
-                raise DataError(
-                    f"{who} predictions hold values the label never takes: {', '.join(map(repr, foreign[:5]))} "
-                    f"(label values: {', '.join(map(repr, labels[:5]))})",
-                    where=str(ds.path),
-                    hint="write predictions in the label's values, or give scores and settings.threshold",
-                )
-        classes: list[Any] = [
-            next((v for v in labels if str(v) != str(policy.positive_label)), "other"),
-            policy.positive_label,
-        ]
-    else:
-        classes = list(policy.classes)
+    classes = _binary_classes(policy, enc) if policy.task == "binary" else list(policy.classes)
     group_values = [b.values() for b in enc.group_books]
     strata = [()] * len(enc.strata)
     for codes, sid in enc.strata.items():
