@@ -26,7 +26,7 @@ OVERALL: dict[str, MetricInfo] = {
         MetricInfo("precision", True, _CLS, "overall"),
         MetricInfo("recall", True, _CLS, "overall"),
         MetricInfo("f1", True, _CLS, "overall"),
-        MetricInfo("roc_auc", True, _BIN, "overall"),  # multiclass (one-vs-rest): not yet
+        MetricInfo("roc_auc", True, _CLS, "overall"),  # multiclass: one-vs-rest, macro
         MetricInfo("log_loss", False, _CLS, "overall"),
         MetricInfo("brier", False, _CLS, "overall"),
         MetricInfo("ece", False, _CLS, "overall"),

@@ -58,6 +58,11 @@ class MetricResult:
         d["ci"] = list(self.ci) if self.ci else None
         return {k: _clean(v) for k, v in d.items()}
 
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> MetricResult:
+        ci = d.get("ci")
+        return cls(**{**d, "status": Status(d["status"]), "ci": (ci[0], ci[1]) if ci else None})
+
 
 @dataclass(frozen=True)
 class GateResult:
@@ -79,6 +84,14 @@ class GateResult:
             "metrics": [m.to_json() for m in self.metrics],
             "details": _clean(self.details),
         }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> GateResult:
+        """Read back a gate from a decision record (publishing, promotion and audits start from the record)."""
+        metrics = tuple(MetricResult.from_json(m) for m in d["metrics"])
+        return cls(
+            d["name"], d["type"], Status(d["status"]), d["reason"], metrics, d["details"], d["correction"]
+        )
 
 
 def _clean(v: Any) -> Any:

@@ -54,9 +54,13 @@ def metric_values(
                 f"{', '.join(scores)} need{'s' if len(scores) == 1 else ''} a score column for the {'candidate' if side == 'c' else 'baseline'}"
             )
         # paired comparisons resample the joint score table; one model alone needs only its own bins
-        r = ctx.resampled(("y", "cbin", "bbin") if paired else ("y", f"{side}bin"))
+        sides = ("c", "b") if paired else (side,)
+        keys = ("y", *(f"{s}bin" for s in sides))
+        if "roc_auc" in scores and stats.task == "multiclass":  # one-vs-rest needs every class's score bins
+            keys += tuple(f"p{k}_{s}" for s in sides for k in range(len(stats.classes)))
+        r = ctx.resampled(keys)
         G, labels = group_matrix(stats, r.table.keys["stratum"], groupings) if groupings else (None, [])
-        vals = r.apply(lambda b: score_metrics(b, side, stats.edges, G))
+        vals = r.apply(lambda b: score_metrics(b, side, stats.edges, len(stats.classes), G))
         for k in scores:
             if k not in vals:
                 raise ValueError(f"{k} is not available for a {stats.task} task")

@@ -85,6 +85,11 @@ class _Encoder:
         self.edges = score_edges(policy.settings.score_bins)
         self.K = 2 if policy.task == "binary" else len(policy.classes)
         self.baseline_seen: set[bool] = set()  # True: a batch with baseline values; False: one without
+        # multiclass ROC AUC (one-vs-rest) needs each class's score bin, not only the top label's
+        self.ovr = policy.task == "multiclass" and any(
+            "roc_auc" in {t.metric for t in g.thresholds} | {m.metric for m in g.margins}
+            for g in policy.gates
+        )
 
     def baseline_empty(self, batch: pa.RecordBatch) -> bool:
         """A baseline whose columns are empty in every row means there is no baseline yet (a first model)."""
@@ -224,6 +229,9 @@ class _Encoder:
             out["br"] = ((s - onehot) ** 2).sum(axis=1)
             out["conf"], out["hit"] = s.max(axis=1), (s.argmax(axis=1) == y).astype(np.float64)
         out["bin"] = np.searchsorted(self.edges, out["conf"], side="right")
+        if self.ovr:
+            for k in range(s.shape[1]):
+                out[f"p{k}"] = np.searchsorted(self.edges, s[:, k], side="right")
         return out
 
     def regression(self, batch: pa.RecordBatch, name: str, what: str, offset: int) -> np.ndarray:
@@ -280,12 +288,15 @@ class _Encoder:
             if side == "b" and self.cols.baseline is not None:
                 self.baseline_seen.add(not self.baseline_empty(batch))
             if side == "b" and (self.cols.baseline is None or False in self.baseline_seen):
-                keys["b"] = np.zeros(n, dtype=np.int64)
-                keys["bbin"] = np.zeros(n, dtype=np.int64)
-                continue
-            m = self.model(batch, side, y, offset)
-            keys[side] = m.get("pred", np.zeros(n, dtype=np.int64))
-            keys[f"{side}bin"] = m.get("bin", np.zeros(n, dtype=np.int64))
+                m: dict[str, np.ndarray] = {}
+            else:
+                m = self.model(batch, side, y, offset)
+            zeros = np.zeros(n, dtype=np.int64)
+            keys[side] = m.get("pred", zeros)
+            keys[f"{side}bin"] = m.get("bin", zeros)
+            if self.ovr:
+                for j in range(self.K):
+                    keys[f"p{j}_{side}"] = m.get(f"p{j}", zeros)
             for k in ("ll", "br", "conf", "hit"):
                 if k in m:
                     vals[f"{k}_{side}"] = w * m[k]

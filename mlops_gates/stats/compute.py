@@ -163,9 +163,9 @@ def count_metrics(C: np.ndarray) -> dict[str, np.ndarray]:
 
 # ------------------------------------------------------------------ scores
 def score_metrics(
-    r: Resampled, side: str, edges: np.ndarray, groups: np.ndarray | None = None
+    r: Resampled, side: str, edges: np.ndarray, classes: int, groups: np.ndarray | None = None
 ) -> dict[str, np.ndarray]:
-    """log loss, Brier, ECE (10 equal-width bins) and binary ROC AUC from the score table."""
+    """log loss, Brier, ECE (10 equal-width bins; multiclass: top label) and ROC AUC from the score table."""
     t = r.table
     w = t.sums["w"]
 
@@ -182,17 +182,23 @@ def score_metrics(
         inb = (decile == d).astype(np.float64)
         gap = gap + np.abs(s(t.sums[f"conf_{side}"] * inb) - s(t.sums[f"hit_{side}"] * inb))
     out["ece"] = _div(gap, total)
-    if "y" in t.keys and t.keys["y"].max(initial=0) <= 1:
-        out["roc_auc"] = _auc(r, bins, len(edges) + 1, groups)
+    nbins = len(edges) + 1
+    if classes == 2:
+        out["roc_auc"] = _auc(r, bins, t.keys["y"] == 1, nbins, groups)
+    elif f"p0_{side}" in t.keys:  # multiclass: one-vs-rest AUC per class, macro average (as scikit-learn)
+        per_class = [_auc(r, t.keys[f"p{k}_{side}"], t.keys["y"] == k, nbins, groups) for k in range(classes)]
+        out["roc_auc"] = np.mean(per_class, axis=0)
     return out
 
 
-def _auc(r: Resampled, bins: np.ndarray, nbins: int, groups: np.ndarray | None) -> np.ndarray:
+def _auc(
+    r: Resampled, bins: np.ndarray, positive: np.ndarray, nbins: int, groups: np.ndarray | None
+) -> np.ndarray:
     """AUC from binned scores: pairs in one bin count as ties (half), as for tied scores."""
     from scipy import sparse
 
     t = r.table
-    y = t.keys["y"]
+    y = positive.astype(np.int64)
     w = t.sums["w"]
     parts = [groups[:, j] for j in range(groups.shape[1])] if groups is not None else [np.ones(len(t))]
     res = []

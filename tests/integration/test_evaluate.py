@@ -258,3 +258,89 @@ def test_failing_gate_lists_failing_metrics_in_junit(tmp_path):
     out = evaluate(tmp_path, binary_policy(gates=FULL_GATES[3:]))
     failure = ET.parse(out.files["junit"]).getroot().find("testsuite/testcase/failure")
     assert failure is not None and "negative_flip_rate [overall]" in (failure.text or "")
+
+
+def test_multiclass_end_to_end_with_paired_auc(tmp_path):
+    from sklearn.datasets import load_wine
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    X, y = load_wine(return_X_y=True)
+    idx = np.random.default_rng(1).permutation(len(y))
+    tr, te = idx[:90], idx[90:]
+    cand = LogisticRegression(max_iter=5000).fit(X[tr], y[tr]).predict_proba(X[te])
+    base = LogisticRegression(max_iter=5000).fit(X[tr][:, :3], y[tr]).predict_proba(X[te][:, :3])
+    names = np.array(["c0", "c1", "c2"])
+    frame = {"label": names[y[te]], "cp": names[cand.argmax(1)], "bp": names[base.argmax(1)]}
+    for k in range(3):
+        frame[f"c{k}"], frame[f"b{k}"] = cand[:, k], base[:, k]
+    write_parquet(tmp_path / "eval.parquet", frame)
+    policy = {
+        "version": 1,
+        "task": "multiclass",
+        "classes": names.tolist(),
+        "data": {"eval": {"path": "eval.parquet"}},
+        "columns": {
+            "label": "label",
+            "candidate": {"prediction": "cp", "score": ["c0", "c1", "c2"]},
+            "baseline": {"prediction": "bp", "score": ["b0", "b1", "b2"]},
+        },
+        "settings": {"bootstrap": {"replicates": 400}},
+        "gates": [
+            {
+                "type": "accuracy",
+                "metrics": [
+                    {"metric": "roc_auc", "op": ">=", "value": 0.8},
+                    {"metric": "f1", "op": ">=", "value": 0.5},
+                ],
+            },
+            {
+                "type": "regression",
+                "metrics": [
+                    {"metric": "roc_auc", "margin": {"absolute": 0.05}},
+                    {"metric": "accuracy", "margin": {"absolute": 0.05}},
+                ],
+                "negative_flips": {"max_rate": 0.2},
+            },
+        ],
+    }
+    out = evaluate(tmp_path, policy)
+    jsonschema.Draft202012Validator(record_schema()).validate(out.record)
+    diff = next(m for m in out.record["gates"][1]["metrics"] if m["metric"].startswith("roc_auc"))
+    expected = roc_auc_score(y[te], cand, multi_class="ovr") - roc_auc_score(y[te], base, multi_class="ovr")
+    assert (
+        diff["value"] == pytest.approx(expected, abs=5e-3) and diff["ci"][0] <= diff["value"] <= diff["ci"][1]
+    )
+
+
+def test_ci_context_from_gitlab_environment(binary_case, monkeypatch):
+    folder, _ = binary_case
+    for k, v in {
+        "GITLAB_CI": "true",
+        "CI_PROJECT_PATH": "grp/models",
+        "CI_COMMIT_SHA": "c" * 40,
+        "CI_COMMIT_REF_NAME": "feat",
+        "CI_MERGE_REQUEST_IID": "9",
+        "CI_JOB_URL": "https://gitlab.example.com/grp/models/-/jobs/5",
+    }.items():
+        monkeypatch.setenv(k, v)
+    ci = evaluate(folder, binary_policy()).record["ci"]
+    assert ci == {
+        "platform": "gitlab",
+        "repository": "grp/models",
+        "commit": "c" * 40,
+        "ref": "feat",
+        "merge_request": 9,
+        "run_url": "https://gitlab.example.com/grp/models/-/jobs/5",
+    }
+
+
+def test_gate_results_round_trip_through_json(binary_case):
+    from mlops_gates.gates.base import GateResult
+
+    folder, _ = binary_case
+    out = evaluate(folder, binary_policy(gates=FULL_GATES))
+    for result, data in zip(out.results, out.record["gates"], strict=True):
+        again = GateResult.from_json(json.loads(json.dumps(data)))
+        assert again.to_json() == data
+        assert again.status == result.status and len(again.metrics) == len(result.metrics)

@@ -99,10 +99,10 @@ def test_multiclass_metrics_match_sklearn(tmp_path):
             "label": "label",
             "candidate": {"prediction": "pred", "score": [f"p_{n}" for n in names]},
         },
-        "gates": [{"type": "accuracy", "metrics": [{"metric": "accuracy", "op": ">=", "value": 0.5}]}],
+        "gates": [{"type": "accuracy", "metrics": [{"metric": "roc_auc", "op": ">=", "value": 0.5}]}],
     }
     ctx = context(tmp_path, frame, policy)
-    vals, _, _ = metric_values(ctx, "c", [*CLS, "log_loss", "brier"])
+    vals, _, _ = metric_values(ctx, "c", [*CLS, "log_loss", "brier", "roc_auc"])
     yt, yp = frame["label"], frame["pred"]
     assert point(vals, "accuracy") == pytest.approx(skm.accuracy_score(yt, yp), abs=1e-12)
     assert point(vals, "balanced_accuracy") == pytest.approx(skm.balanced_accuracy_score(yt, yp), abs=1e-12)
@@ -110,6 +110,13 @@ def test_multiclass_metrics_match_sklearn(tmp_path):
         expected = getattr(skm, f"{name}_score")(yt, yp, average="macro", zero_division=0)
         assert point(vals, name) == pytest.approx(expected, abs=1e-12), name
     assert point(vals, "log_loss") == pytest.approx(skm.log_loss(y[te], proba), rel=1e-10)
+    # one-vs-rest macro AUC: exact on the binned scores, close to the raw one
+    binned = np.searchsorted(ctx.stats.edges, proba, side="right")
+    expected = np.mean([skm.roc_auc_score(y[te] == k, binned[:, k]) for k in range(3)])
+    assert point(vals, "roc_auc") == pytest.approx(expected, abs=1e-12)
+    assert point(vals, "roc_auc") == pytest.approx(
+        skm.roc_auc_score(y[te], proba, multi_class="ovr"), abs=2e-3
+    )
     onehot = np.eye(3)[y[te]]
     assert point(vals, "brier") == pytest.approx(((proba - onehot) ** 2).sum(1).mean(), rel=1e-10)
 
