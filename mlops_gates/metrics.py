@@ -48,7 +48,9 @@ CRITERIA = {
 FAIRNESS: dict[str, MetricInfo] = {}
 for _rate in GROUP_RATES:
     for _agg in AGGREGATES:
-        FAIRNESS[f"{_rate}_{_agg}"] = MetricInfo(f"{_rate}_{_agg}", _agg == "ratio", _BIN, "fairness")
+        # per-group accuracy is defined for any number of classes; the other rates need a positive class
+        _tasks = _CLS if _rate == "accuracy" else _BIN
+        FAIRNESS[f"{_rate}_{_agg}"] = MetricInfo(f"{_rate}_{_agg}", _agg == "ratio", _tasks, "fairness")
 for _crit in CRITERIA:
     for _agg in ("difference", "ratio"):
         FAIRNESS[f"{_crit}_{_agg}"] = MetricInfo(f"{_crit}_{_agg}", _agg == "ratio", _BIN, "fairness")

@@ -64,7 +64,7 @@ def group_rates(ctx: Context, grouping: tuple[int, ...] | None, side: str) -> di
     """Every group rate of one model: (1+R, groups) per rate; overall (1+R,) when grouping is None."""
     r = ctx.resampled(("y", "c", "b"))
     G = group_matrix(ctx.stats, r.table.keys["stratum"], [grouping])[0] if grouping is not None else None
-    return rates(r.apply(lambda b: confusion(b, side, 2, G)))
+    return rates(r.apply(lambda b: confusion(b, side, len(ctx.stats.classes), G)))
 
 
 def fairness_values(
@@ -130,8 +130,7 @@ def _group_table(
         }
         for side, vals in per_model.items():
             row["candidate" if side == "c" else "baseline"] = {
-                rate: {"value": float(vals[rate][0, j]), "ci": interval(vals[rate][:, j], conf)}
-                for rate in M.GROUP_RATES
+                rate: {"value": float(v[0, j]), "ci": interval(v[:, j], conf)} for rate, v in vals.items()
             }
         rows.append(row)
     return rows

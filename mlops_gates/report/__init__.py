@@ -20,15 +20,22 @@ def write_all(
         raise GateError(
             "is a file, not a folder", where=str(out), hint="pass --out a folder (it is created if missing)"
         )
-    out.mkdir(parents=True, exist_ok=True)
-    files = {
-        "record": out / "decision.json",
-        "markdown": out / "report.md",
-        "junit": out / "junit.xml",
-        "html": out / "report.html",
+    texts = {
+        "record": ("decision.json", json.dumps(rec, indent=2) + "\n"),
+        "markdown": ("report.md", markdown.render(rec)),
+        "junit": ("junit.xml", junit.render(rec)),
+        "html": ("report.html", html.render(rec, html.curves(stats) if stats is not None else {})),
     }
-    files["record"].write_text(json.dumps(rec, indent=2, sort_keys=False) + "\n")
-    files["markdown"].write_text(markdown.render(rec))
-    files["junit"].write_text(junit.render(rec))
-    files["html"].write_text(html.render(rec, html.curves(stats) if stats is not None else {}))
+    files = {}
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for kind, (name, text) in texts.items():
+            files[kind] = out / name
+            files[kind].write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise GateError(
+            f"cannot write the outputs: {exc.strerror}",
+            where=str(out),
+            hint="pass --out a folder you can write to",
+        ) from None
     return files

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from mlops_gates.report.format import ICON, ci, num, threshold
+from mlops_gates.report.format import ci, num, threshold
 from mlops_gates.stats.collect import EvalStats
 
 W, H, PAD = 420, 300, 40
@@ -106,7 +106,8 @@ def _svg_groups(rows: list[dict[str, Any]], rate: str) -> str:
 
 CSS = """body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#1f2328}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #d0d7de;padding:3px 8px;text-align:left}
-th{background:#f6f8fa}.FAIL,.ERROR{color:#cf222e}.PASS{color:#1a7f37}.WARN,.INCONCLUSIVE{color:#9a6700}
+th{background:#f6f8fa}.FAIL,.ERROR,.REJECT{color:#cf222e}.PASS,.PROMOTE{color:#1a7f37}.WARN,.INCONCLUSIVE,.HOLD{color:#9a6700}
+.badge{border:2px solid currentColor;border-radius:6px;padding:0 .4em;font-size:.8em;vertical-align:middle}
 svg{margin:.5em 1em .5em 0;font-size:11px}.t{font-weight:600;font-size:13px}.charts{display:flex;flex-wrap:wrap}"""
 
 
@@ -115,7 +116,7 @@ def render(rec: dict[str, Any], curve_data: dict[str, Any]) -> str:
     conf = rec["evaluation"]["confidence"]
     out = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>mlops-gates: {rec['decision']}</title><style>{CSS}</style></head><body>",
-        f"<h1>{ICON[rec['decision']]} {rec['decision']}</h1>",
+        f"<h1>mlops-gates: <span class='badge {rec['decision']}'>{rec['decision']}</span></h1>",
         "<ul>" + "".join(f"<li>{e(r)}</li>" for r in rec["reasons"]) + "</ul>",
         f"<p>{rec['evaluation']['rows']:,} rows · {e(rec['evaluation']['task'])} · policy <code>{e(rec['inputs']['policy']['digest'])}</code> · "
         f"data <code>{e(rec['inputs']['data']['eval']['digest'])}</code></p>",
@@ -141,14 +142,16 @@ def render(rec: dict[str, Any], curve_data: dict[str, Any]) -> str:
         out.append("</div>")
     for g in rec["gates"]:
         out.append(
-            f"<h2 class='{g['status']}'>{ICON[g['status']]} {e(g['name'])}: {g['status']}</h2><p>{e(g['reason'])}</p>"
+            f"<h2>{e(g['name'])} <span class='badge {g['status']}'>{g['status']}</span></h2><p>{e(g['reason'])}</p>"
         )
         groups = g.get("details", {}).get("groups")
         if groups:
             out.append("<div class='charts'>")
             for grouping in dict.fromkeys(r["grouping"] for r in groups):
                 rows = [r for r in groups if r["grouping"] == grouping]
-                for rate in ("selection_rate", "tpr", "fpr"):
+                for rate in [
+                    r for r in ("selection_rate", "tpr", "fpr", "accuracy") if r in rows[0]["candidate"]
+                ][:3]:
                     out.append(_svg_groups(rows, rate))
             out.append("</div>")
         out.append(

@@ -36,28 +36,38 @@ def _header(rec: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _chart(rec: dict[str, Any]) -> list[str]:
-    """A Mermaid bar chart of per-group selection rates, candidate and baseline (GitHub and GitLab render it)."""
-    for g in rec["gates"]:
-        groups = [r for r in g.get("details", {}).get("groups", []) if " x " not in r["grouping"]]
-        if not groups:
+def _charts(rec: dict[str, Any]) -> list[str]:
+    """Mermaid bar charts (GitHub and GitLab render them) of per-group selection rate and TPR, candidate as
+    bars and baseline as a line. A group whose rate is undefined is left out and named, never drawn as 0."""
+    groups: list[dict[str, Any]] = next(
+        (g["details"]["groups"] for g in rec["gates"] if g.get("details", {}).get("groups")), []
+    )
+    groups = [r for r in groups if " x " not in r["grouping"]]
+    out: list[str] = []
+    for rate, title in (("selection_rate", "Selection rate"), ("tpr", "True positive rate")):
+        if not groups or rate not in groups[0]["candidate"]:
             continue
-        names = ", ".join('"' + r["group"].split("=", 1)[-1].replace('"', "'")[:20] + '"' for r in groups)
-        cand = ", ".join(f"{(r['candidate']['selection_rate']['value'] or 0):.3f}" for r in groups)
-        out = [
+        sides = [s for s in ("candidate", "baseline") if s in groups[0]]
+        shown = [r for r in groups if all(r[s][rate]["value"] is not None for s in sides)]
+        if not shown:
+            continue
+        names = ", ".join('"' + r["group"].split("=", 1)[-1].replace('"', "'")[:20] + '"' for r in shown)
+        out += [
             "",
             "```mermaid",
             "xychart-beta",
-            '    title "Selection rate by group (bars: candidate; line: baseline)"',
+            f'    title "{title} by group ({"bars: candidate; line: baseline" if len(sides) == 2 else "candidate"})"',
             f"    x-axis [{names}]",
-            '    y-axis "selection rate" 0 --> 1',
-            f"    bar [{cand}]",
+            f'    y-axis "{rate}" 0 --> 1',
         ]
-        if "baseline" in groups[0]:
-            base = ", ".join(f"{(r['baseline']['selection_rate']['value'] or 0):.3f}" for r in groups)
-            out.append(f"    line [{base}]")
-        return out + ["```"]
-    return []
+        for side, mark in zip(sides, ("bar", "line"), strict=False):
+            values = ", ".join(f"{r[side][rate]['value']:.3f}" for r in shown)
+            out.append(f"    {mark} [{values}]")
+        out.append("```")
+        left = [r["group"] for r in groups if r not in shown]
+        if left:
+            out.append(f"<sub>Not drawn ({rate} undefined): {', '.join(left)}</sub>")
+    return out
 
 
 def _details(g: dict[str, Any], conf: float, max_rows: int) -> list[str]:
@@ -90,7 +100,7 @@ def _details(g: dict[str, Any], conf: float, max_rows: int) -> list[str]:
 
 
 def render(rec: dict[str, Any], limit: int = LIMIT) -> str:
-    head = _header(rec) + _chart(rec)
+    head = _header(rec) + _charts(rec)
     footer = [
         "",
         f"<sub>mlops-gates {rec['tool']['version']} · {rec['created_at']}"

@@ -121,7 +121,9 @@ def confusion(r: Resampled, side: str, K: int, groups: np.ndarray | None = None)
 
 
 def rates(C: np.ndarray) -> dict[str, np.ndarray]:
-    """Binary group rates from confusion matrices [..., 2, 2]."""
+    """Group rates from confusion matrices [..., K, K]: all five for binary, accuracy for multiclass."""
+    if C.shape[-1] > 2:
+        return {"accuracy": _div(np.trace(C, axis1=-2, axis2=-1), C.sum(axis=(-1, -2)))}
     tn, fp, fn, tp = C[..., 0, 0], C[..., 0, 1], C[..., 1, 0], C[..., 1, 1]
     n = tn + fp + fn + tp
     return {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -289,3 +290,29 @@ def test_model_digests_recorded(binary_case, capsys, monkeypatch):
     assert code == 2 and "ROLE=PATH" in err
     code, _, err = run_cli([*args[:5], "--model", f"candidate={folder / 'nope'}"], capsys, monkeypatch)
     assert code == 2 and "nope: not found" in err
+
+
+def test_out_that_is_a_file_or_unwritable(binary_case, capsys, monkeypatch):
+    folder, _ = binary_case
+    write_policy(folder / "gates.yml", binary_policy(gates=GOOD_GATES))
+    (folder / "taken").write_text("x")
+    code, _, err = run_cli(
+        ["evaluate", "--policy", str(folder / "gates.yml"), "--out", str(folder / "taken")],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 2 and "taken" in err and "is a file" in err
+    locked = folder / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):  # root writes anyway; nothing to show here
+            return
+        code, _, err = run_cli(
+            ["evaluate", "--policy", str(folder / "gates.yml"), "--out", str(locked / "o")],
+            capsys,
+            monkeypatch,
+        )
+        assert code == 2 and "cannot write the outputs" in err
+    finally:
+        locked.chmod(0o700)

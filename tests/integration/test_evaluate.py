@@ -344,3 +344,40 @@ def test_gate_results_round_trip_through_json(binary_case):
         again = GateResult.from_json(json.loads(json.dumps(data)))
         assert again.to_json() == data
         assert again.status == result.status and len(again.metrics) == len(result.metrics)
+
+
+def test_multiclass_fairness_on_per_group_accuracy(tmp_path):
+    from fairlearn.metrics import MetricFrame
+    from sklearn.metrics import accuracy_score
+
+    rng = np.random.default_rng(4)
+    n = 3000
+    group = rng.choice(["u", "v", "w"], n)
+    y = rng.choice(["a", "b", "c"], n)
+    right = rng.random(n) < np.where(group == "w", 0.6, 0.8)
+    pred = np.where(right, y, rng.choice(["a", "b", "c"], n))
+    write_parquet(tmp_path / "eval.parquet", {"label": y, "pred": pred, "g": group})
+    policy = {
+        "version": 1,
+        "task": "multiclass",
+        "classes": ["a", "b", "c"],
+        "data": {"eval": {"path": "eval.parquet"}},
+        "columns": {"label": "label", "candidate": {"prediction": "pred"}, "sensitive": ["g"]},
+        "settings": {"bootstrap": {"replicates": 400}},
+        "gates": [
+            {"type": "fairness", "metrics": [{"metric": "accuracy_difference", "op": "<=", "value": 0.05}]}
+        ],
+    }
+    out = evaluate(tmp_path, policy)
+    m = out.record["gates"][0]["metrics"][0]
+    expected = MetricFrame(
+        metrics=accuracy_score, y_true=y, y_pred=pred, sensitive_features=group
+    ).difference()
+    assert m["value"] == pytest.approx(expected, abs=1e-12) and m["status"] == "FAIL"
+    bad = binary_policy(
+        gates=[{"type": "fairness", "metrics": [{"metric": "tpr_difference", "op": "<=", "value": 0.1}]}]
+    )
+    bad.update(task="multiclass", classes=["a", "b", "c"])
+    bad.pop("positive_label")
+    with pytest.raises(P.PolicyError, match="does not apply to a multiclass task"):
+        P.load(write_policy(tmp_path / "bad.yml", bad))
