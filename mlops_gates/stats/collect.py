@@ -186,7 +186,12 @@ class _Encoder:
     def weights(self, batch: pa.RecordBatch, offset: int) -> np.ndarray:
         if not self.cols.weight:
             return np.ones(batch.num_rows)
-        w = batch.column(self.cols.weight).to_numpy(zero_copy_only=False).astype(np.float64)
+        arr = batch.column(self.cols.weight)
+        if not (pa.types.is_floating(arr.type) or pa.types.is_integer(arr.type)):
+            raise self._err(
+                f"weight '{self.cols.weight}' holds {arr.type}, not numbers", "weights must be numbers >= 0"
+            )
+        w = arr.to_numpy(zero_copy_only=False).astype(np.float64)
         bad = ~np.isfinite(w) | (w < 0)
         if bad.any():
             raise self._err(

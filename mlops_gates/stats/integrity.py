@@ -181,11 +181,20 @@ class IntegrityCollector:
                 )
             valid = arr.drop_null()
             if "allowed" in rule and len(valid):
-                inside = pc.is_in(valid, value_set=pa.array(rule["allowed"]).cast(valid.type, safe=False))
+                try:
+                    allowed = pa.array(rule["allowed"]).cast(valid.type, safe=False)
+                except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                    self._violation(
+                        c, "allowed", n, f"the allowed values {rule['allowed'][:5]} are not {arr.type} values"
+                    )
+                    continue
+                inside = pc.is_in(valid, value_set=allowed)
                 bad = len(valid) - int(pc.sum(inside).as_py() or 0)
                 sample = pc.filter(valid, pc.invert(inside))[:3].to_pylist() if bad else []
                 self._violation(c, "allowed", bad, f"values outside the allowed list, e.g. {sample}")
-            if ("min" in rule or "max" in rule) and len(valid) and is_numeric(arr.type):
+            if ("min" in rule or "max" in rule) and not is_numeric(arr.type):
+                self._violation(c, "range", n, f"min/max need numbers; the column holds {arr.type}")
+            elif ("min" in rule or "max" in rule) and len(valid):
                 x = pc.cast(valid, pa.float64()).to_numpy(zero_copy_only=False)
                 lo, hi = rule.get("min", -np.inf), rule.get("max", np.inf)
                 bad_mask = (x < lo) | (x > hi)

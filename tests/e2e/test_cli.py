@@ -316,3 +316,17 @@ def test_out_that_is_a_file_or_unwritable(binary_case, capsys, monkeypatch):
         assert code == 2 and "cannot write the outputs" in err
     finally:
         locked.chmod(0o700)
+
+
+def test_weight_of_the_wrong_type(binary_case, capsys, monkeypatch):
+    folder, frame = binary_case
+    pol = binary_policy(gates=GOOD_GATES)
+    pol["columns"]["weight"] = "w"
+    err = _bad(
+        folder,
+        capsys,
+        monkeypatch,
+        frame=dict(frame, w=np.array(["heavy"] * len(frame["label"]))),
+        policy=pol,
+    )
+    assert "weight 'w' holds string, not numbers" in err

@@ -76,11 +76,17 @@ def test_holm_and_bh_by_hand():
 class _Settings:
     def __init__(self, mode="interval", correction="none"):
         self.confidence, self.decision_mode, self.correction = 0.95, mode, correction
+        self.min_group_size = 30
+
+
+class _On:
+    insufficient_group = "hold"
 
 
 class _Policy:
     def __init__(self, **kw):
         self.settings = _Settings(**kw)
+        self.on = _On()
 
 
 def _test(center: float, spread: float, op=">=", thr=0.8, n=2000, seed=0) -> Check:
@@ -108,7 +114,7 @@ def test_correction_turns_a_marginal_pass_inconclusive():
 
 
 def test_undefined_value_is_error_and_warn_severity_never_blocks():
-    t = Check("precision", "overall", np.full(11, np.nan), 10, ">=", 0.5, "fail")
+    t = Check("precision", "overall", np.full(11, np.nan), 100, ">=", 0.5, "fail")
     w = _test(0.7, 0.01)
     w.severity = "warn"
     res = judge([t, w], _Policy())  # type: ignore[arg-type]
@@ -139,3 +145,10 @@ def test_blocked_bootstrap_bounds_memory_and_agrees(tmp_path, binary_case, monke
         assert np.array_equal(a[k], b[k]) and a[k].shape == whole[k].shape == (1001,)
         assert a[k][0] == whole[k][0]
         assert np.std(a[k][1:]) == pytest.approx(np.std(whole[k][1:]), rel=0.15)
+
+
+def test_too_few_rows_is_insufficient_evidence_not_a_pass():
+    """One row always right has a bootstrap interval of [1, 1]; it must not pass."""
+    tiny = Check("accuracy", "overall", np.ones(101), 1, ">=", 0.6, "fail")
+    res = judge([tiny], _Policy())  # type: ignore[arg-type]
+    assert res[0].status == Status.INCONCLUSIVE and "1 rows < min_group_size 30" in (res[0].note or "")

@@ -161,3 +161,12 @@ def test_drift_detects_a_shift_and_passes_without_one(tmp_path):
     assert m[("ks", "age")]["value"] == pytest.approx(
         sps.ks_2samp(train["age"], ev["age"]).statistic, abs=0.02
     )
+
+
+def test_contract_rules_that_cannot_apply_are_violations(tmp_path):
+    train, ev = _case(tmp_path)
+    _, m = _write(tmp_path, train, ev, {"contract": {"age": {"allowed": ["young"]}, "city": {"min": 3}}})
+    assert m[("contract_violations", "age: allowed")]["status"] == "FAIL"
+    assert "are not double values" in m[("contract_violations", "age: allowed")]["note"]
+    assert m[("contract_violations", "city: range")]["status"] == "FAIL"
+    assert "min/max need numbers" in m[("contract_violations", "city: range")]["note"]
