@@ -152,3 +152,29 @@ def test_too_few_rows_is_insufficient_evidence_not_a_pass():
     tiny = Check("accuracy", "overall", np.ones(101), 1, ">=", 0.6, "fail")
     res = judge([tiny], _Policy())  # type: ignore[arg-type]
     assert res[0].status == Status.INCONCLUSIVE and "1 rows < min_group_size 30" in (res[0].note or "")
+
+
+def _gate_accuracy(
+    true_p: float, n: int, thr: float, rng: np.random.Generator, replicates: int = 400
+) -> Status:
+    correct = rng.random(n) < true_p
+    t = from_rows({"stratum": np.zeros(n, int), "ok": correct.astype(int)}, {"w": np.ones(n)})
+    w = np.vstack(
+        [
+            np.ones((1, len(t))),
+            replicate_weights(t, t.keys["stratum"], replicates, int(rng.integers(1 << 30))),
+        ]
+    )
+    acc = (w @ (t.sums["w"] * t.keys["ok"])) / (w @ t.sums["w"])
+    return judge([Check("accuracy", "overall", acc, n, ">=", thr, "fail")], _Policy())[0].status  # type: ignore[arg-type]
+
+
+def test_a_model_exactly_at_the_threshold_is_rarely_promoted():
+    """The promise of interval decisions: a model no better than the bar passes in at most about
+    (1 - confidence) / 2 of runs, where a point estimate passes in about half."""
+    rng = np.random.default_rng(2026)
+    runs = [_gate_accuracy(0.8, 400, 0.8, rng) for _ in range(400)]
+    passed = sum(s == Status.PASS for s in runs) / len(runs)
+    assert passed <= 0.05  # nominal 0.025; the bound leaves room for simulation noise
+    good = [_gate_accuracy(0.87, 400, 0.8, rng) for _ in range(100)]
+    assert sum(s == Status.PASS for s in good) / len(good) >= 0.9  # and a clearly better one is not held
