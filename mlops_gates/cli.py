@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -15,6 +16,8 @@ from mlops_gates.errors import ExitCode, GateError
 
 if TYPE_CHECKING:
     from mlops_gates.evaluate import Outcome
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _summary(outcome: Outcome) -> str:
@@ -26,11 +29,56 @@ def _summary(outcome: Outcome) -> str:
     return "\n".join(lines)
 
 
+def _verdict_code(verdict: str) -> ExitCode:
+    return ExitCode.PROMOTE if verdict == "PROMOTE" else ExitCode.BLOCKED
+
+
 def _finish(outcome: Outcome) -> None:
     click.echo(_summary(outcome))
     for kind, path in outcome.files.items():
         click.echo(f"  {kind:<8} {path}")
-    sys.exit(ExitCode.PROMOTE if outcome.decision.verdict == "PROMOTE" else ExitCode.BLOCKED)
+
+
+def _publish(record: Path, opts: dict[str, Any]) -> bool:
+    """Post the record; a failure is reported and returned, never turned into another decision."""
+    from mlops_gates.platforms.http import PublishError
+    from mlops_gates.publish import publish
+
+    try:
+        res = publish(record, opts["platform"], token_env=opts["token_env"], check_run=opts["check_run"])
+    except PublishError as exc:
+        click.echo(f"publish failed: {exc.render()}", err=True)
+        return False
+    done = [
+        f"comment {res.comment}" if res.comment else None,
+        f"{res.statuses} statuses" if res.statuses else None,
+    ]
+    click.echo(
+        f"published to {res.platform}: " + (", ".join(d for d in done if d) or "files only"),
+        err=res.platform == "local",
+    )
+    return True
+
+
+def publish_options(f: F) -> F:
+    """The options `publish` and `evaluate --publish` share."""
+    f = click.option(
+        "--platform",
+        type=click.Choice(["auto", "github", "gitlab", "local"]),
+        default="auto",
+        show_default=True,
+        help="Where to post; auto reads the CI environment.",
+    )(f)
+    f = click.option(
+        "--token-env",
+        default=None,
+        metavar="NAME",
+        help="Environment variable holding the API token (default GITHUB_TOKEN or GITLAB_TOKEN).",
+    )(f)
+    f = click.option("--check-run", is_flag=True, help="GitHub: also create a check run with the report.")(f)
+    return click.option(
+        "--strict", is_flag=True, help="Exit 4 when publishing fails (by default the decision's code stands)."
+    )(f)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -38,7 +86,8 @@ def _finish(outcome: Outcome) -> None:
 def cli() -> None:
     """A promotion gate for ML models: data integrity, accuracy, fairness and regression against the baseline.
 
-    Exit codes: 0 PROMOTE, 1 HOLD or REJECT, 2 usage, policy or data error, 3 unexpected error.
+    Exit codes: 0 PROMOTE, 1 HOLD or REJECT, 2 usage, policy or data error, 3 unexpected error,
+    4 publishing failed (only with --strict).
     """
 
 
@@ -66,7 +115,11 @@ def cli() -> None:
     metavar="ROLE=PATH",
     help="A model file or folder whose digest goes into the record, e.g. candidate=model/.",
 )
-def evaluate(policy_path: Path, out_dir: Path, models: tuple[str, ...]) -> None:
+@click.option("--publish", "do_publish", is_flag=True, help="Post the decision to the PR/MR (see `publish`).")
+@publish_options
+def evaluate(
+    policy_path: Path, out_dir: Path, models: tuple[str, ...], do_publish: bool, **opts: object
+) -> None:
     """Evaluate the candidate against the policy and decide PROMOTE, HOLD or REJECT."""
     from mlops_gates.evaluate import run
 
@@ -76,7 +129,27 @@ def evaluate(policy_path: Path, out_dir: Path, models: tuple[str, ...]) -> None:
         if not (sep and role and path):
             raise click.BadParameter(f"'{item}' is not ROLE=PATH", param_hint="--model")
         paths[role] = Path(path)
-    _finish(run(policy_path, out_dir, model_paths=paths))
+    outcome = run(policy_path, out_dir, model_paths=paths)
+    _finish(outcome)
+    if do_publish and not _publish(outcome.files["record"], opts) and opts["strict"]:
+        sys.exit(ExitCode.PUBLISH_FAILED)
+    sys.exit(_verdict_code(outcome.decision.verdict))
+
+
+@cli.command("publish")
+@click.argument("record", type=click.Path(dir_okay=False, path_type=Path))
+@publish_options
+def publish_cmd(record: Path, **opts: object) -> None:
+    """Post RECORD (a decision.json) as one PR/MR comment, a status per gate and CI files.
+
+    Exits with the decision's code, whatever happened to the posting (unless --strict).
+    """
+    from mlops_gates.publish import load_record
+
+    verdict = load_record(record)["decision"]
+    if not _publish(record, opts) and opts["strict"]:
+        sys.exit(ExitCode.PUBLISH_FAILED)
+    sys.exit(_verdict_code(verdict))
 
 
 @cli.group()
@@ -116,7 +189,9 @@ def demo(out_dir: Path) -> None:
     """Gate a gradient-boosting candidate against a logistic-regression baseline on UCI Adult."""
     from mlops_gates.demo import run_demo
 
-    _finish(run_demo(out_dir, echo=click.echo))
+    outcome = run_demo(out_dir, echo=click.echo)
+    _finish(outcome)
+    sys.exit(_verdict_code(outcome.decision.verdict))
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ class ExitCode(enum.IntEnum):
     BLOCKED = 1  # HOLD or REJECT
     USAGE = 2  # usage, policy or data error
     UNEXPECTED = 3
+    PUBLISH_FAILED = 4  # only with --strict: the decision could not be posted
 
 
 class GateError(Exception):

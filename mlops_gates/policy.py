@@ -192,9 +192,13 @@ def read_yaml(path: Path) -> tuple[Any, dict[str, int], bytes]:
 
 # ---------------------------------------------------------------- validation
 @cache
+def schema_file(name: str) -> dict[str, Any]:
+    """One of the package's JSON Schemas (schemas/ at the repository root)."""
+    return json.loads(resources.files("mlops_gates").joinpath(f"schemas/{name}").read_text())
+
+
 def schema() -> dict[str, Any]:
-    text = resources.files("mlops_gates").joinpath("schemas/policy.v1.schema.json").read_text()
-    return json.loads(text)
+    return schema_file("policy.v1.schema.json")
 
 
 def _where(path: list[Any], lines: dict[str, int]) -> str:

@@ -1,0 +1,183 @@
+"""A small HTTP client for CI APIs: timeouts on every request, retries with backoff on 5xx and connection
+errors, GitHub's rate limits honoured, a bounded total time, and secrets kept out of every message."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlops_gates.errors import ExitCode, GateError
+
+
+class PublishError(GateError):
+    """Talking to the platform failed; the decision stands, the publishing did not happen."""
+
+    exit_code = ExitCode.PUBLISH_FAILED
+
+    def __init__(self, message: str, *, status: int | None = None, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+
+@dataclass
+class Http:
+    """One API host. `secrets` are scrubbed from anything this client says."""
+
+    base_url: str
+    headers: dict[str, str] = field(repr=False)
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+    timeout: float = 10.0
+    retries: int = 4
+    backoff: float = 1.0  # seconds, doubled each retry
+    max_total: float = 120.0  # seconds for one request, waits included
+    max_wait: float = 60.0  # longest single wait a rate limit may ask for
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    wall: Callable[[], float] = time.time
+
+    def scrub(self, text: str) -> str:
+        for s in self.secrets:
+            if s:
+                text = text.replace(s, "***")
+        return text
+
+    def url(self, path: str, params: dict[str, Any] | None = None) -> str:
+        url = (
+            path
+            if path.startswith(("http://", "https://"))
+            else self.base_url.rstrip("/") + "/" + path.lstrip("/")
+        )
+        return url + ("?" + urllib.parse.urlencode(params) if params else "")
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: dict[str, Any] | None = None,
+        ok: Callable[[Response], bool] | None = None,
+    ) -> Response:
+        url = self.url(path, params)
+        shown = self.scrub(f"{method} {urllib.parse.urlsplit(url).path}")
+        data = None if json_body is None else json.dumps(json_body).encode()
+        headers = {"Accept": "application/json", "User-Agent": "mlops-gates", **self.headers}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        start = self.clock()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                with urllib.request.urlopen(
+                    urllib.request.Request(url, data=data, headers=headers, method=method),
+                    timeout=self.timeout,
+                ) as r:
+                    resp = Response(r.status, {k.lower(): v for k, v in r.headers.items()}, r.read())
+            except urllib.error.HTTPError as e:
+                resp = Response(e.code, {k.lower(): v for k, v in (e.headers or {}).items()}, e.read() or b"")
+            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
+                reason = getattr(e, "reason", e)
+                wait = self.backoff * 2 ** (attempt - 1)
+                if attempt <= self.retries and self.clock() - start + wait <= self.max_total:
+                    self.sleep(wait)
+                    continue
+                raise PublishError(
+                    self.scrub(f"{shown}: cannot reach the API after {attempt} tries ({reason})"),
+                    hint="check the API URL and the runner's network",
+                ) from None
+            if ok is not None and ok(resp):
+                return resp
+            wait = self._wait(resp, attempt)
+            if wait is not None and attempt <= self.retries and self.clock() - start + wait <= self.max_total:
+                self.sleep(wait)
+                continue
+            if resp.status >= 400:
+                raise PublishError(
+                    self.scrub(f"{shown}: HTTP {resp.status}: {_message(resp)}"),
+                    status=resp.status,
+                    hint=_hint(resp.status),
+                )
+            return resp
+
+    def _wait(self, resp: Response, attempt: int) -> float | None:
+        """Seconds to wait before retrying, or None when the answer should not be retried."""
+        h = resp.headers
+        limited = resp.status == 429 or (
+            resp.status == 403
+            and (
+                h.get("x-ratelimit-remaining") == "0"
+                or "retry-after" in h
+                or b"rate limit" in resp.body.lower()
+            )
+        )
+        if limited:
+            if "retry-after" in h and h["retry-after"].strip().isdigit():
+                wait = float(h["retry-after"])
+            elif h.get("x-ratelimit-remaining") == "0" and h.get("x-ratelimit-reset", "").isdigit():
+                wait = max(0.0, float(h["x-ratelimit-reset"]) - self.wall()) + 1
+            else:  # a secondary limit without a hint: GitHub asks for at least a minute
+                wait = max(60.0, self.backoff * 2 ** (attempt - 1))
+            return wait if wait <= self.max_wait else None
+        if resp.status in (500, 502, 503, 504):
+            return self.backoff * 2 ** (attempt - 1)
+        return None
+
+    def paginate(self, path: str, params: dict[str, Any] | None = None) -> Iterator[Any]:
+        """Every item of a list endpoint: follows GitHub's Link rel="next" and GitLab's x-next-page."""
+        url: str | None = self.url(path, {**(params or {}), "per_page": 100})
+        pages = 0
+        while url and pages < 1000:
+            pages += 1
+            resp = self.request("GET", url)
+            yield from resp.json() or []
+            url = _next(resp, url)
+
+
+def _next(resp: Response, url: str) -> str | None:
+    link = resp.headers.get("link", "")
+    m = re.search(r'<([^>]+)>;\s*rel="next"', link)
+    if m:
+        return m.group(1)
+    nxt = resp.headers.get("x-next-page", "").strip()
+    if nxt:
+        parts = urllib.parse.urlsplit(url)
+        q = dict(urllib.parse.parse_qsl(parts.query))
+        q["page"] = nxt
+        return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(q)))
+    return None
+
+
+def _message(resp: Response) -> str:
+    try:
+        data = resp.json()
+    except ValueError:
+        return resp.body[:200].decode("utf-8", "replace")
+    if isinstance(data, dict):
+        return str(data.get("message") or data.get("error") or data)[:300]
+    return str(data)[:300]
+
+
+def _hint(status: int) -> str | None:
+    return {
+        401: "the token was refused: check that it is set and not expired",
+        403: "the token lacks a permission (see the README's permissions table), or this is a fork's read-only token",
+        404: "the repository, pull request or project was not found, or the token cannot see it",
+    }.get(status)
