@@ -25,7 +25,12 @@ lint: $(BIN)/.installed
 $(OCTOKIT):
 	command -v npm >/dev/null && npm install --silent --no-save --no-audit --no-fund --prefix .cache/npm @octokit/openapi@23.0.2 || true
 
-test: lint $(OCTOKIT)
+# PyTorch for the model-adapter tests: the CPU build this machine keeps on local disk (pinned on purpose)
+$(BIN)/.torch: $(BIN)/.installed
+	$(BIN)/python -m pip install -q torch==2.13.0
+	touch $@
+
+test: lint $(OCTOKIT) $(BIN)/.torch
 	$(BIN)/python -m pytest -q
 
 clean:

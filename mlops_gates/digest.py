@@ -24,6 +24,7 @@ def digest_path(path: Path) -> dict[str, object]:
         raise GateError(
             "not found", where=str(path), hint="pass --model ROLE=PATH to an existing model file or folder"
         )
+    from mlops_gates.models.pin import root_digest
+
     files = {p.relative_to(path).as_posix(): sha256_file(p) for p in sorted(path.rglob("*")) if p.is_file()}
-    root = hashlib.sha256("".join(f"{name}\0{d}\n" for name, d in sorted(files.items())).encode())
-    return {"path": str(path), "digest": "sha256:" + root.hexdigest(), "files": files}
+    return {"path": str(path), "digest": root_digest(files), "files": files}

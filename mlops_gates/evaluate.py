@@ -11,6 +11,7 @@ from mlops_gates.decision import Decision, decide, record
 from mlops_gates.digest import digest_path, sha256_file
 from mlops_gates.gates import registry
 from mlops_gates.gates.base import Context, GateResult
+from mlops_gates.models.stage import stage
 from mlops_gates.stats.collect import collect
 
 
@@ -30,23 +31,30 @@ def run(
 
     pol = policy_mod.load(policy_path)
     models = {role: digest_path(p) for role, p in (model_paths or {}).items()}
-    stats = collect(pol)
-    ctx = Context(pol, stats)
-    results = [registry.run(spec, ctx) for spec in pol.gates]
+    staged = stage(pol)  # when the policy names models: pin them and let them predict
+    try:
+        stats = collect(staged.policy)
+        ctx = Context(
+            staged.policy,
+            stats,
+            pinned=staged.pinned,
+            runs={r: run.metrics for r, run in staged.runs.items()},
+        )
+        results = [registry.run(spec, ctx) for spec in pol.gates]
+    finally:
+        staged.cleanup()
     decision = decide(results, pol)
+    eval_digest = stats.data_digest if not pol.models else sha256_file(pol.eval_data.path)
     inputs: dict[str, Any] = {
         "policy": {"path": str(pol.path), "digest": pol.digest},
         "data": {
-            "eval": {
-                "path": str(pol.eval_data.path),
-                "format": pol.eval_data.format,
-                "digest": stats.data_digest,
-            }
+            "eval": {"path": str(pol.eval_data.path), "format": pol.eval_data.format, "digest": eval_digest}
         },
     }
     for role, ds in (("reference", pol.reference), ("training", pol.training)):
         if ds is not None:
             inputs["data"][role] = {"path": str(ds.path), "format": ds.format, "digest": sha256_file(ds.path)}
+    models.update(staged.record())
     if models:
         inputs["models"] = models
     rec = record(pol, decision, results, inputs, stats.rows)

@@ -55,7 +55,13 @@ for _crit in CRITERIA:
     for _agg in ("difference", "ratio"):
         FAIRNESS[f"{_crit}_{_agg}"] = MetricInfo(f"{_crit}_{_agg}", _agg == "ratio", _BIN, "fairness")
 
-ALL: dict[str, MetricInfo] = {**OVERALL, **FAIRNESS}
+_ANY = frozenset({"binary", "multiclass", "regression"})
+BUDGET: dict[str, MetricInfo] = {
+    n: MetricInfo(n, False, _ANY, "budget")
+    for n in ("size_mb", "peak_memory_mb", "latency_p50_ms", "latency_p95_ms")
+}
+
+ALL: dict[str, MetricInfo] = {**OVERALL, **FAIRNESS, **BUDGET}
 
 
 def suggest(name: str, choices: list[str]) -> str | None:

@@ -15,6 +15,7 @@ import yaml
 
 from mlops_gates import metrics as M
 from mlops_gates.errors import PolicyError
+from mlops_gates.models.base import ModelSpec
 
 MAX_POLICY_BYTES = 1 << 20
 Problem = tuple[str, str, "str | None"]
@@ -36,7 +37,7 @@ class ModelColumns:
 @dataclass(frozen=True)
 class Columns:
     label: str
-    candidate: ModelColumns
+    candidate: ModelColumns | None  # None until the candidate model has predicted (models.candidate)
     baseline: ModelColumns | None
     sensitive: tuple[str, ...]
     slices: tuple[str, ...]
@@ -106,6 +107,7 @@ class Policy:
     settings: Settings
     on: OnOutcome
     gates: tuple[GateSpec, ...]
+    models: dict[str, ModelSpec] = field(default_factory=dict, hash=False, compare=False)
 
 
 # ---------------------------------------------------------------- YAML with line numbers
@@ -257,7 +259,25 @@ def _semantic_problems(data: dict[str, Any], lines: dict[str, int]) -> list[Prob
     task = data["task"]
     cols = data["columns"]
     sensitive = cols.get("sensitive", [])
-    has_baseline = "baseline" in cols
+    models = data.get("models", {})
+    has_baseline = "baseline" in cols or "baseline" in models
+    for side in ("candidate", "baseline"):
+        if side in cols and side in models:
+            problems.append(
+                (
+                    _where(["models", side], lines),
+                    f"the {side} is given twice: as columns and as a model",
+                    f"keep either columns.{side} or models.{side}",
+                )
+            )
+    if "candidate" not in cols and "candidate" not in models:
+        problems.append(
+            (
+                _where(["columns"], lines),
+                "no candidate: give its prediction columns or its model",
+                "add columns.candidate: {score: COLUMN} or models.candidate: {path: MODEL}",
+            )
+        )
     for side in ("candidate", "baseline"):
         mc = cols.get(side)
         if not mc:
@@ -316,7 +336,7 @@ def _semantic_problems(data: dict[str, Any], lines: dict[str, int]) -> list[Prob
                     )
                 )
                 continue
-            side_cols = [cols.get("candidate") or {}] + (
+            side_cols = [cols.get("candidate") or {"score": "model"}] + (
                 [cols["baseline"]] if gtype == "regression" and "baseline" in cols else []
             )
             if name in ("roc_auc", "log_loss", "brier", "ece") and any("score" not in mc for mc in side_cols):
@@ -393,6 +413,31 @@ def _semantic_problems(data: dict[str, Any], lines: dict[str, int]) -> list[Prob
                         None,
                     )
                 )
+        if gtype == "budgets":
+            if not models:
+                problems.append(
+                    (
+                        _where(["gates", gi], lines),
+                        "budgets are measured while a model predicts",
+                        "add models.candidate",
+                    )
+                )
+            if any("margin" in m for m in gate["metrics"]) and "baseline" not in models:
+                problems.append(
+                    (
+                        _where(["gates", gi, "metrics"], lines),
+                        "a margin compares with the baseline model",
+                        "add models.baseline",
+                    )
+                )
+        if gtype == "safety" and not gate.get("paths") and not models:
+            problems.append(
+                (
+                    _where(["gates", gi], lines),
+                    "a safety gate needs something to scan",
+                    "add paths: [MODEL] or a models section",
+                )
+            )
         if gtype == "integrity" and len(gate) == 1 + ("name" in gate) + ("severity" in gate):
             problems.append(
                 (
@@ -439,6 +484,21 @@ def _semantic_problems(data: dict[str, Any], lines: dict[str, int]) -> list[Prob
 def _margin(m: dict[str, float]) -> tuple[str, float]:
     kind, value = next(iter(m.items()))
     return kind, float(value)
+
+
+def _model_spec(m: dict[str, Any], base: Path) -> ModelSpec:
+    p = Path(m["path"])
+    return ModelSpec(
+        path=p if p.is_absolute() else base / p,
+        format=m.get("format", "auto"),
+        trust=m.get("trust"),
+        model_class=m.get("class"),
+        init=dict(m.get("init", {})),
+        features=tuple(m["features"]) if "features" in m else None,
+        device=m.get("device", "cpu"),
+        batch_size=int(m.get("batch_size", 4096)),
+        output=m.get("output", "auto"),
+    )
 
 
 def _dataset(d: dict[str, Any], base: Path) -> Dataset:
@@ -512,7 +572,7 @@ def load(path: str | Path) -> Policy:
         training=_dataset(data["data"]["training"], base) if "training" in data["data"] else None,
         columns=Columns(
             label=c["label"],
-            candidate=_model_columns(c["candidate"]),  # type: ignore[arg-type]
+            candidate=_model_columns(c.get("candidate")),
             baseline=_model_columns(c.get("baseline")),
             sensitive=tuple(c.get("sensitive", [])),
             slices=tuple(c.get("slices", [])),
@@ -522,4 +582,5 @@ def load(path: str | Path) -> Policy:
         settings=settings,
         on=OnOutcome(**data.get("on", {})),
         gates=tuple(gates),
+        models={role: _model_spec(m, base) for role, m in data.get("models", {}).items()},
     )

@@ -114,6 +114,8 @@ class Context:
 
     policy: Policy
     stats: EvalStats
+    pinned: dict[str, Any] = field(default_factory=dict)  # role -> Pinned, when the policy names models
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)  # role -> what its predict step measured
     _cache: dict[tuple[Any, ...], Bootstrap] = field(default_factory=dict)
 
     def resampled(self, names: tuple[str, ...], unit: str = "row") -> Bootstrap:

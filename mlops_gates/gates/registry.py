@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlops_gates.gates import accuracy, fairness, integrity, regression
+from mlops_gates.gates import accuracy, budgets, fairness, integrity, regression, safety
 from mlops_gates.gates.base import Context, GateFn, GateResult, Status
 from mlops_gates.policy import GateSpec
 
@@ -11,6 +11,8 @@ GATES: dict[str, GateFn] = {
     "accuracy": accuracy.evaluate,
     "fairness": fairness.evaluate,
     "regression": regression.evaluate,
+    "safety": safety.evaluate,
+    "budgets": budgets.evaluate,
 }
 
 

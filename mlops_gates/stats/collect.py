@@ -398,7 +398,7 @@ def collect(policy: Policy) -> EvalStats:
         rows=offset,
         has_baseline=c.baseline is not None and True in enc.baseline_seen,
         has_score={
-            "c": bool(c.candidate.score),
+            "c": bool(c.candidate and c.candidate.score),
             "b": bool(c.baseline and c.baseline.score and True in enc.baseline_seen),
         },
         data_digest=digest,

@@ -1,0 +1,205 @@
+"""The predict step: a pinned model + evaluation features -> a Parquet file of scores, with timings.
+
+`evaluate` runs it in a child process per model, so a model's peak memory is measured alone and a model
+that misbehaves while loading takes down only that process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mlops_gates.data.reader import column_names, iter_batches, require_columns
+from mlops_gates.errors import GateError
+from mlops_gates.models.base import ModelSpec, Task, load, model_file
+from mlops_gates.policy import Dataset
+
+
+def output_columns(task: Task) -> list[str]:
+    if task.kind == "binary":
+        return ["score"]
+    if task.kind == "multiclass":
+        return [f"score:{c}" for c in task.classes]
+    return ["prediction"]
+
+
+def _features(
+    spec: ModelSpec, adapter_features: list[str] | None, names: list[str], exclude: tuple[str, ...]
+) -> list[str]:
+    if spec.features:
+        return list(spec.features)
+    if adapter_features:
+        return adapter_features
+    return [n for n in names if n not in exclude]
+
+
+def predict(
+    spec: ModelSpec,
+    task: Task,
+    data: Dataset,
+    out: Path,
+    *,
+    exclude: tuple[str, ...] = (),
+    expected: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Score every row of `data` with the model; write the scores to `out`; return timings."""
+    if expected is not None:  # the parent pinned this copy: check it once more, right before loading
+        from mlops_gates.models.pin import hash_tree
+
+        if hash_tree(spec.path) != expected:
+            raise GateError(
+                "model file changed after it was pinned",
+                where=str(spec.path),
+                hint="run again; keep the temp folder private",
+            )
+    path = model_file(spec.path)
+    t0 = time.perf_counter()
+    adapter = load(spec, path, task)
+    load_s = time.perf_counter() - t0
+    names = column_names(data)
+    features = _features(spec, adapter.features, names, exclude)
+    require_columns(data, features, names)
+    cols = output_columns(task)
+    latencies: list[float] = []
+    parts: list[np.ndarray] = []
+    rows = 0
+    batches = list(iter_batches(data, features))
+    total = sum(b.num_rows for b in batches)
+    show = total > 20 * spec.batch_size and sys.stderr.isatty()
+    for batch in batches:
+        for start in range(0, batch.num_rows, spec.batch_size):
+            chunk = batch.slice(start, spec.batch_size)
+            t = time.perf_counter()
+            y = adapter.predict(chunk, features)
+            latencies.append((time.perf_counter() - t) * 1000)
+            if len(y) != chunk.num_rows:
+                raise GateError(
+                    f"the model returned {len(y)} rows for {chunk.num_rows}",
+                    where=str(spec.path),
+                    hint="check the model's output",
+                )
+            parts.append(y.reshape(len(y), -1))
+            rows += chunk.num_rows
+            if show:
+                print(f"\rpredicting {rows:,}/{total:,} rows", end="", file=sys.stderr)
+    if show:
+        print(file=sys.stderr)
+    if not parts:
+        raise GateError(
+            "has no rows to predict", where=str(data.path), hint="write the evaluation rows to it"
+        )
+    y = np.concatenate(parts)
+    pq.write_table(pa.table({c: pa.array(y[:, i]) for i, c in enumerate(cols)}), out)
+    lat = np.asarray(latencies)
+    size = sum(
+        p.stat().st_size
+        for p in ([spec.path] if spec.path.is_file() else spec.path.rglob("*"))
+        if p.is_file()
+    )
+    return {
+        "rows": rows,
+        "batches": len(lat),
+        "batch_size": spec.batch_size,
+        "load_seconds": load_s,
+        "size_bytes": size,
+        "latency_p50_ms": float(np.percentile(lat, 50)),
+        "latency_p95_ms": float(np.percentile(lat, 95)),
+        "features": features,
+        "device": spec.device,
+    }
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one model's predict step produced and cost."""
+
+    predictions: Path
+    metrics: dict[str, Any]
+
+
+def run_child(
+    role: str,
+    spec: ModelSpec,
+    task: Task,
+    data: Dataset,
+    workdir: Path,
+    exclude: tuple[str, ...],
+    expected: dict[str, str],
+) -> Run:
+    """Run `predict` in a child process; its peak memory comes from wait4, for that process alone."""
+    job = workdir / f"{role}.job.json"
+    out = workdir / f"{role}.predictions.parquet"
+    metrics = workdir / f"{role}.metrics.json"
+    job.write_text(
+        json.dumps(
+            {
+                "spec": {**asdict(spec), "path": str(spec.path)},
+                "task": asdict(task),
+                "data": {"path": str(data.path), "format": data.format},
+                "out": str(out),
+                "metrics": str(metrics),
+                "exclude": exclude,
+                "expected": expected,
+            }
+        )
+    )
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlops_gates", "predict", "--job", str(job)],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env=_child_env(),
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        message = err.read().decode("utf-8", "replace").strip()
+    if proc.returncode != 0:
+        text = message.removeprefix("error: ")
+        raise GateError(
+            f"the {role} model could not predict: {text}"
+            if text
+            else f"the {role} model's predict step died (exit {proc.returncode})"
+        )
+    m = json.loads(metrics.read_text())
+    m["peak_memory_bytes"] = usage.ru_maxrss * 1024  # Linux reports kilobytes
+    return Run(out, m)
+
+
+def _child_env() -> dict[str, str]:
+    """The child imports this very copy of mlops_gates, installed or not."""
+    here = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def run_job(job_path: Path) -> None:
+    """The child's side of run_child."""
+    job = json.loads(job_path.read_text())
+    s = job["spec"]
+    spec = ModelSpec(
+        **{**s, "path": Path(s["path"]), "features": tuple(s["features"]) if s["features"] else None}
+    )
+    t = job["task"]
+    task = Task(t["kind"], t["positive_label"], tuple(t["classes"]))
+    metrics = predict(
+        spec,
+        task,
+        Dataset(Path(job["data"]["path"]), job["data"]["format"]),
+        Path(job["out"]),
+        exclude=job["exclude"],
+        expected=job["expected"],
+    )
+    Path(job["metrics"]).write_text(json.dumps(metrics))

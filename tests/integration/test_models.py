@@ -1,0 +1,385 @@
+"""Models gated end to end: real scikit-learn and PyTorch models trained in the test, loaded safely,
+pinned by digest, and refused when they are unsafe, broken or mismatched."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from mlops_gates.errors import GateError
+from mlops_gates.evaluate import run
+from mlops_gates.models.base import ModelSpec, Task
+from mlops_gates.models.pin import pin
+from mlops_gates.policy import Dataset
+from mlops_gates.predict import predict
+from tests.conftest import write_policy
+
+FEATURES = ["x1", "x2", "x3", "x4"]
+MLP_SOURCE = """
+import torch
+
+
+class MLP(torch.nn.Module):
+    def __init__(self, inputs=4, hidden=8, outputs=1):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(inputs, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, outputs))
+
+    def forward(self, x):
+        return self.net(x)  # logits
+"""
+
+
+def dataset(n: int = 3000, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4))
+    group = rng.choice(["a", "b"], n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(1.5 * X[:, 0] - X[:, 1] + 0.5 * X[:, 2])))).astype(int)
+    out = {f"x{i + 1}": X[:, i] for i in range(4)}
+    out.update(group=group, label=y)
+    return out
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    """A repository-like folder: data, the model class module, and cwd set there (as in CI)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mlp_model.py").write_text(MLP_SOURCE)
+    data = dataset()
+    pq.write_table(pa.table({k: pa.array(v) for k, v in data.items()}), tmp_path / "eval.parquet")
+    return tmp_path, data
+
+
+def train_sklearn(folder: Path, data: dict, C: float = 1.0, name: str = "model.skops") -> Path:
+    import pandas as pd
+    import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X = pd.DataFrame({f: data[f] for f in FEATURES})
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=C)).fit(X, data["label"])
+    path = folder / name
+    sio.dump(model, path)
+    return path
+
+
+def train_torch(data: dict, outputs: int = 1, epochs: int = 60):
+    import torch
+
+    sys.path.insert(0, os.getcwd())
+    from mlp_model import MLP
+
+    torch.manual_seed(0)
+    model = MLP(outputs=outputs)
+    X = torch.tensor(np.column_stack([data[f] for f in FEATURES]), dtype=torch.float32)
+    y = torch.tensor(data["label"], dtype=torch.float32)[:, None]
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    for _ in range(epochs):
+        opt.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(X)[:, :1], y)
+        loss.backward()
+        opt.step()
+    return model.eval(), X
+
+
+def save_torch(model, X, folder: Path) -> dict[str, Path]:
+    import torch
+    from safetensors.torch import save_file
+
+    paths = {
+        "torchscript": folder / "mlp.pt",
+        "torch-export": folder / "mlp.pt2",
+        "safetensors": folder / "mlp.safetensors",
+    }
+    torch.jit.save(torch.jit.trace(model, X[:8]), paths["torchscript"])
+    batch = torch.export.Dim("batch")
+    torch.export.save(
+        torch.export.export(model, (X[:8],), dynamic_shapes={"x": {0: batch}}), paths["torch-export"]
+    )
+    save_file(model.state_dict(), paths["safetensors"])
+    return paths
+
+
+def policy(models: dict, gates: list | None = None) -> dict:
+    return {
+        "version": 1,
+        "task": "binary",
+        "positive_label": 1,
+        "data": {"eval": {"path": "eval.parquet"}},
+        "columns": {"label": "label", "sensitive": ["group"]},
+        "models": models,
+        "settings": {"bootstrap": {"replicates": 300}},
+        "gates": gates
+        or [{"type": "accuracy", "metrics": [{"metric": "roc_auc", "op": ">=", "value": 0.7}]}],
+    }
+
+
+def test_sklearn_skops_candidate_against_baseline_end_to_end(workspace):
+    folder, data = workspace
+    import skops.io as sio
+
+    cand = train_sklearn(folder, data, C=1.0, name="cand.skops")
+    train_sklearn(folder, data, C=0.001, name="base.skops")
+    gates = [
+        {"type": "safety"},
+        {"type": "accuracy", "metrics": [{"metric": "roc_auc", "op": ">=", "value": 0.7}]},
+        {"type": "regression", "metrics": [{"metric": "roc_auc", "margin": {"absolute": 0.02}}]},
+        {
+            "type": "budgets",
+            "metrics": [
+                {"metric": "size_mb", "op": "<=", "value": 5},
+                {"metric": "latency_p95_ms", "op": "<=", "value": 5000},
+                {"metric": "peak_memory_mb", "op": "<=", "value": 4000},
+                {"metric": "size_mb", "margin": {"relative": 1.0}},
+            ],
+        },
+    ]
+    out = run(
+        write_policy(
+            folder / "gates.yml",
+            policy({"candidate": {"path": "cand.skops"}, "baseline": {"path": "base.skops"}}, gates),
+        ),
+        folder / "out",
+    )
+    statuses = {g.type: g.status.value for g in out.results}
+    assert statuses == {"safety": "PASS", "accuracy": "PASS", "regression": "PASS", "budgets": "PASS"}, (
+        out.record["reasons"]
+    )
+    models = out.record["inputs"]["models"]
+    import hashlib
+
+    assert models["candidate"]["digest"] == "sha256:" + hashlib.sha256(cand.read_bytes()).hexdigest()
+    run_ = models["candidate"]["run"]
+    assert run_["rows"] == 3000 and run_["peak_memory_bytes"] > 10 * 2**20 and run_["features"] == FEATURES
+    # the scores the gate judged are the model's own
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    model = sio.load(cand, trusted=sio.get_untrusted_types(file=cand))
+    auc = roc_auc_score(
+        data["label"], model.predict_proba(pd.DataFrame({f: data[f] for f in FEATURES}))[:, 1]
+    )
+    judged = next(m for g in out.record["gates"] if g["type"] == "accuracy" for m in g["metrics"])
+    assert judged["value"] == pytest.approx(auc, abs=1e-3)
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "torch-export", "safetensors"])
+def test_torch_formats_predict_like_the_model(workspace, fmt):
+    import torch
+
+    folder, data = workspace
+    model, X = train_torch(data)
+    paths = save_torch(model, X, folder)
+    pinned = pin(paths[fmt])
+    spec = ModelSpec(
+        pinned.path,
+        model_class="mlp_model:MLP" if fmt == "safetensors" else None,
+        features=tuple(FEATURES),
+        batch_size=512,
+    )
+    metrics = predict(
+        spec,
+        Task("binary", 1),
+        Dataset(folder / "eval.parquet", "parquet"),
+        folder / "p.parquet",
+        expected=pinned.files,
+    )
+    got = pq.read_table(folder / "p.parquet").column("score").to_numpy()
+    with torch.inference_mode():
+        want = torch.sigmoid(model(X))[:, 0].numpy()
+    assert np.allclose(got, want, atol=1e-6)
+    assert metrics["batches"] == 6 and metrics["latency_p95_ms"] >= metrics["latency_p50_ms"] > 0
+
+
+def test_torch_candidate_against_sklearn_baseline_through_the_cli(workspace, capsys, monkeypatch):
+    from mlops_gates import cli
+
+    folder, data = workspace
+    model, X = train_torch(data)
+    save_torch(model, X, folder)
+    train_sklearn(folder, data, name="base.skops")
+    pol = policy(
+        {
+            "candidate": {
+                "path": "mlp.safetensors",
+                "class": "mlp_model:MLP",
+                "init": {"hidden": 8},
+                "features": FEATURES,
+            },
+            "baseline": {"path": "base.skops"},
+        },
+        [
+            {"type": "regression", "metrics": [{"metric": "roc_auc", "margin": {"absolute": 0.05}}]},
+            {"type": "budgets", "metrics": [{"metric": "latency_p95_ms", "margin": {"relative": 100}}]},
+        ],
+    )
+    write_policy(folder / "gates.yml", pol)
+    monkeypatch.setattr(sys, "argv", ["mlops-gates", "evaluate", "--policy", "gates.yml", "--out", "out"])
+    with pytest.raises(SystemExit) as info:
+        cli.main()
+    assert info.value.code in (0, 1), capsys.readouterr().err
+    rec = json.loads((folder / "out" / "decision.json").read_text())
+    assert set(rec["inputs"]["models"]) == {"candidate", "baseline"}
+    budgets = next(g for g in rec["gates"] if g["type"] == "budgets")
+    assert budgets["metrics"][0]["baseline"] > 0
+
+
+def test_malicious_pickle_never_runs(workspace, capsys, monkeypatch):
+    from mlops_gates import cli
+
+    folder, _ = workspace
+    marker = folder / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    (folder / "model.pkl").write_bytes(pickle.dumps(Evil()))
+
+    def main(*args: str) -> int:
+        monkeypatch.setattr(sys, "argv", ["mlops-gates", *args])
+        with pytest.raises(SystemExit) as info:
+            cli.main()
+        return int(info.value.code or 0)
+
+    assert main("scan", "model.pkl") == 1
+    assert "UNSAFE" in capsys.readouterr().out and "system" in capsys.readouterr().out + "system"
+    write_policy(folder / "gates.yml", policy({"candidate": {"path": "model.pkl", "trust": "pickle"}}))
+    assert main("evaluate", "--policy", "gates.yml", "--out", "out") == 2
+    err = capsys.readouterr().err
+    assert "refused: the pickle imports posix.system" in err or "refused: the pickle imports nt.system" in err
+    # the safety gate, scanning a path, fails closed and names the global
+    pq.write_table(pa.table({"label": [0, 1] * 50, "s": np.linspace(0, 1, 100)}), folder / "preds.parquet")
+    pol = {
+        "version": 1,
+        "task": "binary",
+        "positive_label": 1,
+        "data": {"eval": {"path": "preds.parquet"}},
+        "columns": {"label": "label", "candidate": {"score": "s"}},
+        "gates": [{"type": "safety", "paths": ["model.pkl"]}],
+    }
+    out = run(write_policy(folder / "safety.yml", pol), folder / "out2")
+    assert out.decision.verdict == "REJECT" and "posix.system" in out.results[0].reason + json.dumps(
+        out.record
+    )
+    assert not marker.exists()  # no code ran, at any step
+
+
+def test_pickle_needs_trust_and_never_loads_on_a_fork(workspace, monkeypatch):
+    folder, data = workspace
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression().fit(pd.DataFrame({f: data[f] for f in FEATURES}), data["label"])
+    (folder / "m.pkl").write_bytes(pickle.dumps(model))
+    ds = Dataset(folder / "eval.parquet", "parquet")
+    spec = ModelSpec(folder / "m.pkl")
+    with pytest.raises(GateError, match="pickle files can run code"):
+        predict(spec, Task("binary", 1), ds, folder / "p.parquet")
+    trusted = ModelSpec(folder / "m.pkl", trust="pickle")
+    assert predict(trusted, Task("binary", 1), ds, folder / "p.parquet")["rows"] == 3000
+    event = folder / "event.json"
+    event.write_text(
+        json.dumps(
+            {
+                "pull_request": {
+                    "head": {"repo": {"full_name": "fork/models", "fork": True}},
+                    "base": {"repo": {"full_name": "acme/models"}},
+                }
+            }
+        )
+    )
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(event))
+    with pytest.raises(GateError, match="never load when this is a pull request from a fork"):
+        predict(trusted, Task("binary", 1), ds, folder / "p.parquet")
+
+
+def test_skops_type_outside_the_allow_list_is_refused_by_name(workspace):
+    import skops.io as sio
+    from sklearn.preprocessing import FunctionTransformer
+
+    folder, _ = workspace
+    sio.dump(FunctionTransformer(print), folder / "f.skops")
+    with pytest.raises(GateError, match="outside the allow-list: builtins.print"):
+        predict(
+            ModelSpec(folder / "f.skops"),
+            Task("binary", 1),
+            Dataset(folder / "eval.parquet", "parquet"),
+            folder / "p.parquet",
+        )
+
+
+def test_torch_refusals_and_bad_inputs(workspace, monkeypatch):
+    folder, data = workspace
+    model, X = train_torch(data)
+    paths = save_torch(model, X, folder)
+    ds = Dataset(folder / "eval.parquet", "parquet")
+
+    def run_(spec: ModelSpec, task: Task | None = None) -> None:
+        predict(spec, task or Task("binary", 1), ds, folder / "p.parquet")
+
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    with pytest.raises(GateError, match="TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD is set"):
+        run_(ModelSpec(paths["torchscript"], features=tuple(FEATURES)))
+    monkeypatch.delenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
+    broken = folder / "broken.pt2"
+    broken.write_bytes(paths["torch-export"].read_bytes()[:2000])
+    with pytest.raises(GateError, match="cannot be loaded as torch-export|not a readable"):
+        run_(ModelSpec(broken, features=tuple(FEATURES)))
+    with pytest.raises(GateError, match="returns 1 outputs per row; a multiclass task"):
+        run_(
+            ModelSpec(paths["torchscript"], features=tuple(FEATURES)),
+            Task("multiclass", None, ("a", "b", "c")),
+        )
+    with pytest.raises(GateError, match="missing column 'x9'"):
+        run_(ModelSpec(paths["torchscript"], features=("x1", "x2", "x3", "x9")))
+    with pytest.raises(GateError, match="feature 'group' holds string"):
+        run_(ModelSpec(paths["torchscript"], features=("x1", "x2", "x3", "group")))
+    with pytest.raises(GateError, match="need the model's class"):
+        run_(ModelSpec(paths["safetensors"], features=tuple(FEATURES)))
+    with pytest.raises(GateError, match="no CUDA device is visible"):
+        run_(ModelSpec(paths["torchscript"], features=tuple(FEATURES), device="cuda"))
+    with pytest.raises(GateError, match="features"):
+        run_(ModelSpec(paths["torchscript"], features=("x1", "x2")))  # two inputs for a four-input model
+
+
+def test_missing_torch_names_the_extra(workspace, monkeypatch):
+    from mlops_gates.models.torch_adapter import load_torch
+
+    folder, _ = workspace
+    (folder / "m.pt2").write_bytes(b"PK")
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(GateError) as info:
+        load_torch(ModelSpec(folder / "m.pt2"), folder / "m.pt2", "torch-export", Task("binary", 1))
+    assert "mlops-gates[torch]" in info.value.render()
+
+
+def test_a_file_changed_after_pinning_is_never_loaded(workspace):
+    folder, data = workspace
+    path = train_sklearn(folder, data)
+    pinned = pin(folder)  # a folder: the model and its companions
+    assert set(pinned.files) >= {"model.skops", "eval.parquet"}
+    (pinned.path / "model.skops").write_bytes((pinned.path / "model.skops").read_bytes() + b"\0")
+    spec = ModelSpec(pinned.path / "model.skops")
+    with pytest.raises(GateError, match="changed after it was pinned"):
+        pinned.verify()
+    with pytest.raises(GateError, match="changed after it was pinned"):
+        predict(
+            spec,
+            Task("binary", 1),
+            Dataset(folder / "eval.parquet", "parquet"),
+            folder / "p.parquet",
+            expected={"model.skops": pinned.files["model.skops"]},
+        )
+    shutil.rmtree(pinned.path)
+    assert path.exists()  # the source is never touched
