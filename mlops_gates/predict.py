@@ -74,10 +74,9 @@ def predict(
     latencies: list[float] = []
     parts: list[np.ndarray] = []
     rows = 0
-    batches = list(iter_batches(data, features))
-    total = sum(b.num_rows for b in batches)
-    show = total > 20 * spec.batch_size and sys.stderr.isatty()
-    for batch in batches:
+    total = pq.ParquetFile(data.path).metadata.num_rows if data.format == "parquet" else None
+    show = sys.stderr.isatty() and (total is None or total > 20 * spec.batch_size)
+    for batch in iter_batches(data, features):  # streamed: only the scores stay in memory
         for start in range(0, batch.num_rows, spec.batch_size):
             chunk = batch.slice(start, spec.batch_size)
             t = time.perf_counter()
@@ -92,7 +91,11 @@ def predict(
             parts.append(y.reshape(len(y), -1))
             rows += chunk.num_rows
             if show:
-                print(f"\rpredicting {rows:,}/{total:,} rows", end="", file=sys.stderr)
+                print(
+                    f"\rpredicting {rows:,}" + (f"/{total:,}" if total else "") + " rows",
+                    end="",
+                    file=sys.stderr,
+                )
     if show:
         print(file=sys.stderr)
     if not parts:
@@ -170,7 +173,10 @@ def run_child(
         raise GateError(
             f"the {role} model could not predict: {text}"
             if text
-            else f"the {role} model's predict step died (exit {proc.returncode})"
+            else f"the {role} model's predict step died (exit {proc.returncode})",
+            hint="killed by a signal is most often running out of memory: lower batch_size, or use a larger runner"
+            if proc.returncode < 0
+            else None,
         )
     m = json.loads(metrics.read_text())
     m["peak_memory_bytes"] = usage.ru_maxrss * 1024  # Linux reports kilobytes

@@ -383,3 +383,34 @@ def test_a_file_changed_after_pinning_is_never_loaded(workspace):
         )
     shutil.rmtree(pinned.path)
     assert path.exists()  # the source is never touched
+
+
+def test_predict_command(workspace, capsys, monkeypatch):
+    from mlops_gates import cli
+
+    folder, data = workspace
+    train_sklearn(folder, data)
+
+    def main(*args: str) -> int:
+        monkeypatch.setattr(sys, "argv", ["mlops-gates", "predict", *args])
+        try:
+            cli.main()
+        except SystemExit as exc:
+            return int(exc.code or 0)
+        return 0
+
+    assert (
+        main(
+            "--model", "model.skops", "--data", "eval.parquet", "--out", "p.parquet", "--positive-label", "1"
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "3,000 rows scored by model.skops (sha256:" in out and "p95" in out
+    scores = pq.read_table(folder / "p.parquet").column("score").to_numpy()
+    assert scores.shape == (3000,) and scores.min() >= 0 and scores.max() <= 1
+    assert main("--model", "nope.skops", "--data", "eval.parquet") == 2
+    assert "model not found" in capsys.readouterr().err
+    assert main("--model", "model.skops", "--data", "eval.parquet", "--init", "{oops") == 2
+    assert main("--model", "model.skops", "--data", "eval.parquet", "--positive-label", "yes") == 2
+    assert "do not match the label's ['yes']" in capsys.readouterr().err
