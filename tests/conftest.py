@@ -49,8 +49,13 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(var, raising=False)
 
 
+class _NoAliasDumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: object) -> bool:
+        return True  # policies refuse aliases; write repeated values out
+
+
 def write_policy(path: Path, policy: dict) -> Path:
-    path.write_text(yaml.safe_dump(policy, sort_keys=False))
+    path.write_text(yaml.dump(policy, Dumper=_NoAliasDumper, sort_keys=False))
     return path
 
 

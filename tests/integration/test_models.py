@@ -414,3 +414,32 @@ def test_predict_command(workspace, capsys, monkeypatch):
     assert main("--model", "model.skops", "--data", "eval.parquet", "--init", "{oops") == 2
     assert main("--model", "model.skops", "--data", "eval.parquet", "--positive-label", "yes") == 2
     assert "do not match the label's ['yes']" in capsys.readouterr().err
+
+
+def test_torchscript_candidate_against_exported_baseline(workspace):
+    folder, data = workspace
+    model, X = train_torch(data)
+    save_torch(model, X, folder)
+    pol = policy(
+        {
+            "candidate": {"path": "mlp.pt", "features": FEATURES},
+            "baseline": {"path": "mlp.pt2", "features": FEATURES},
+        },
+        [
+            {"type": "safety"},
+            {
+                "type": "regression",
+                "metrics": [{"metric": "log_loss", "margin": {"absolute": 0.001}}],
+                "negative_flips": {"max_rate": 0.001},
+            },
+        ],
+    )
+    out = run(write_policy(folder / "gates.yml", pol), folder / "out")
+    # the same network in two formats: identical scores, so no flips and no loss difference
+    reg = next(g for g in out.record["gates"] if g["type"] == "regression")
+    flips = next(m for m in reg["metrics"] if m["metric"] == "negative_flip_rate")
+    diff = next(m for m in reg["metrics"] if m["metric"].startswith("log_loss"))
+    assert flips["value"] == 0 and abs(diff["value"]) < 1e-6
+    assert out.decision.verdict == "PROMOTE", out.record["reasons"]
+    kinds = {f["kind"] for f in out.record["gates"][0]["details"]["files"]}
+    assert {"torchscript", "torch-export", "pickle"} <= kinds
