@@ -30,7 +30,12 @@ $(BIN)/.torch: $(BIN)/.installed
 	$(BIN)/python -m pip install -q torch==2.13.0
 	touch $@
 
-test: lint $(OCTOKIT) $(BIN)/.torch
+# deepchecks' own environment (numpy 1, pandas 2), for the deepchecks gate's tests
+DEEPCHECKS := .cache/deepchecks/mlops-gates-deepchecks.json
+$(DEEPCHECKS): $(BIN)/.installed
+	$(BIN)/mlops-gates deepchecks setup --path .cache/deepchecks
+
+test: lint $(OCTOKIT) $(BIN)/.torch $(DEEPCHECKS)
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -285,6 +285,26 @@ def scan(model_path: Path, as_json: bool) -> None:
 
 
 @cli.group()
+def deepchecks() -> None:
+    """deepchecks' suites as a gate, in their own environment."""
+
+
+@deepchecks.command("setup")
+@click.option(
+    "--path",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where to create it (default: MLOPS_GATES_DEEPCHECKS_ENV or ~/.cache/mlops-gates/deepchecks-VERSION).",
+)
+@click.option("--force", is_flag=True, help="Recreate it even if it looks right.")
+def deepchecks_setup(path: Path | None, force: bool) -> None:
+    """Create the virtual environment deepchecks runs in, with pinned versions that work together."""
+    from mlops_gates import deepchecks_env
+
+    deepchecks_env.setup(path or deepchecks_env.default_path(), force=force, echo=click.echo)
+
+
+@cli.group()
 def policy() -> None:
     """Check a policy file, or print its JSON Schema."""
 

@@ -39,6 +39,7 @@ def run(
             stats,
             pinned=staged.pinned,
             runs={r: run.metrics for r, run in staged.runs.items()},
+            out_dir=Path(out_dir),
         )
         results = [registry.run(spec, ctx) for spec in pol.gates]
     finally:

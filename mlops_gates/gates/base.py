@@ -7,6 +7,7 @@ import math
 import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -116,6 +117,7 @@ class Context:
     stats: EvalStats
     pinned: dict[str, Any] = field(default_factory=dict)  # role -> Pinned, when the policy names models
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)  # role -> what its predict step measured
+    out_dir: Path | None = None  # where gates may leave files beside the record (deepchecks' HTML)
     _cache: dict[tuple[Any, ...], Bootstrap] = field(default_factory=dict)
 
     def resampled(self, names: tuple[str, ...], unit: str = "row") -> Bootstrap:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from mlops_gates.gates import accuracy, budgets, fairness, integrity, regression, safety
+from mlops_gates.gates import accuracy, budgets, deepchecks_gate, fairness, integrity, regression, safety
 from mlops_gates.gates.base import Context, GateFn, GateResult, Status
+from mlops_gates.errors import GateError
 from mlops_gates.policy import GateSpec
 
 GATES: dict[str, GateFn] = {
@@ -13,11 +14,14 @@ GATES: dict[str, GateFn] = {
     "regression": regression.evaluate,
     "safety": safety.evaluate,
     "budgets": budgets.evaluate,
+    "deepchecks": deepchecks_gate.evaluate,
 }
 
 
 def run(spec: GateSpec, ctx: Context) -> GateResult:
     try:
         return GATES[spec.type](spec, ctx)
+    except GateError as exc:  # fail closed, and say what to do
+        return GateResult(spec.name, spec.type, Status.ERROR, exc.render().replace("\n  hint:", "; hint:"))
     except Exception as exc:  # fail closed: report, do not pass
         return GateResult(spec.name, spec.type, Status.ERROR, f"{type(exc).__name__}: {exc}")
