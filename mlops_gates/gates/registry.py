@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from mlops_gates.errors import GateError
 from mlops_gates.gates import accuracy, budgets, deepchecks_gate, fairness, integrity, regression, safety
 from mlops_gates.gates.base import Context, GateFn, GateResult, Status
-from mlops_gates.errors import GateError
 from mlops_gates.policy import GateSpec
 
 GATES: dict[str, GateFn] = {
