@@ -1,0 +1,62 @@
+"""Sign a model folder (model-signing v1.0) and, with a decision record, what the gate decided about it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlops_gates.errors import GateError
+from mlops_gates.signing.envelope import PrivateKey
+from mlops_gates.signing.statements import (
+    DECISION_FILE,
+    PAYLOAD_TYPE,
+    canonical,
+    decision_statement,
+    manifest,
+)
+
+
+@dataclass(frozen=True)
+class Signed:
+    signature: Path
+    decision: Path | None
+    files: int
+    subject_digest: str
+    root_digest: str
+
+
+def sign(
+    model_dir: Path,
+    key: PrivateKey | None,
+    *,
+    signature: Path | None = None,
+    decision: Path | None = None,
+    ignore: list[str] | tuple[str, ...] = (),
+) -> Signed:
+    if key is None:
+        raise GateError(
+            "keyless signing is not available in this version",
+            where=str(model_dir),
+            hint="sign with a key (--key PRIVATE_PEM or --key-env VAR)",
+        )
+    signature = signature or model_dir / "model.sig"
+    decision_out = signature.parent / DECISION_FILE
+    m = manifest(
+        model_dir, [*ignore, str(signature), str(decision_out)]
+    )  # neither signature is part of the model
+    payload = canonical(m.statement())
+    signature.write_text(json.dumps(key.sign_bundle(payload, PAYLOAD_TYPE), indent=2) + "\n")
+    written = None
+    if decision is not None:
+        from mlops_gates.publish import load_record
+
+        rec = load_record(decision)
+        decision_out.write_text(
+            json.dumps(
+                key.sign_bundle(canonical(decision_statement(rec, m, payload)), PAYLOAD_TYPE), indent=2
+            )
+            + "\n"
+        )
+        written = decision_out
+    return Signed(signature, written, len(m.files), m.subject_digest, m.root_digest)
