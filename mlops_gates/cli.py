@@ -13,6 +13,7 @@ import click
 
 from mlops_gates import __version__
 from mlops_gates.errors import ExitCode, GateError
+from mlops_gates.models import FORMATS
 
 if TYPE_CHECKING:
     from mlops_gates.evaluate import Outcome
@@ -180,18 +181,7 @@ def publish_cmd(record: Path, **opts: object) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(
-        [
-            "auto",
-            "skops",
-            "pickle",
-            "joblib",
-            "torchscript",
-            "torch-export",
-            "safetensors",
-            "torch-state-dict",
-        ]
-    ),
+    type=click.Choice(FORMATS),
     default="auto",
     show_default=True,
 )
@@ -284,6 +274,11 @@ def scan(model_path: Path, as_json: bool) -> None:
     sys.exit(ExitCode.PROMOTE if all(r.safe for r in reports) else ExitCode.BLOCKED)
 
 
+ignore_option = click.option(
+    "--ignore-path", "ignore", multiple=True, help="A path inside the model folder to leave out (repeatable)."
+)
+
+
 @cli.command("sign")
 @click.argument("model_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option(
@@ -311,9 +306,7 @@ def scan(model_path: Path, as_json: bool) -> None:
     default=None,
     help="Also sign this decision.json about the model (written to model.decision.sig beside the signature).",
 )
-@click.option(
-    "--ignore-path", "ignore", multiple=True, help="A path inside the model folder to leave out (repeatable)."
-)
+@ignore_option
 def sign_cmd(
     model_dir: Path,
     signature: Path | None,
@@ -366,9 +359,7 @@ def sign_cmd(
     default=None,
     help="The decision attestation (default: model.decision.sig beside the signature, when present).",
 )
-@click.option(
-    "--ignore-path", "ignore", multiple=True, help="A path inside the model folder to leave out (repeatable)."
-)
+@ignore_option
 def verify_cmd(
     path: Path,
     signature: Path,

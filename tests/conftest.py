@@ -130,3 +130,17 @@ def binary_case(tmp_path: Path):
     frame = binary_frame()
     write_parquet(tmp_path / "eval.parquet", frame)
     return tmp_path, frame
+
+
+def cli_main(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    """Run the command line in-process, as a user would type it; returns the exit code."""
+    import sys
+
+    from mlops_gates import cli
+
+    monkeypatch.setattr(sys, "argv", ["mlops-gates", *args])
+    try:
+        cli.main()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0

@@ -11,17 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from mlops_gates.errors import GateError
-
-FORMATS = (
-    "auto",
-    "skops",
-    "pickle",
-    "joblib",
-    "torchscript",
-    "torch-export",
-    "safetensors",
-    "torch-state-dict",
-)
+from mlops_gates.models import FORMATS
 
 
 @dataclass(frozen=True)

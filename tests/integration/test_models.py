@@ -21,7 +21,7 @@ from mlops_gates.models.base import ModelSpec, Task
 from mlops_gates.models.pin import pin
 from mlops_gates.policy import Dataset
 from mlops_gates.predict import predict
-from tests.conftest import write_policy
+from tests.conftest import cli_main, write_policy
 
 FEATURES = ["x1", "x2", "x3", "x4"]
 MLP_SOURCE = """
@@ -234,7 +234,6 @@ def test_torch_candidate_against_sklearn_baseline_through_the_cli(workspace, cap
 
 
 def test_malicious_pickle_never_runs(workspace, capsys, monkeypatch):
-    from mlops_gates import cli
 
     folder, _ = workspace
     marker = folder / "pwned"
@@ -246,10 +245,7 @@ def test_malicious_pickle_never_runs(workspace, capsys, monkeypatch):
     (folder / "model.pkl").write_bytes(pickle.dumps(Evil()))
 
     def main(*args: str) -> int:
-        monkeypatch.setattr(sys, "argv", ["mlops-gates", *args])
-        with pytest.raises(SystemExit) as info:
-            cli.main()
-        return int(info.value.code or 0)
+        return cli_main(monkeypatch, *args)
 
     assert main("scan", "model.pkl") == 1
     assert "UNSAFE" in capsys.readouterr().out and "system" in capsys.readouterr().out + "system"
@@ -386,18 +382,12 @@ def test_a_file_changed_after_pinning_is_never_loaded(workspace):
 
 
 def test_predict_command(workspace, capsys, monkeypatch):
-    from mlops_gates import cli
 
     folder, data = workspace
     train_sklearn(folder, data)
 
     def main(*args: str) -> int:
-        monkeypatch.setattr(sys, "argv", ["mlops-gates", "predict", *args])
-        try:
-            cli.main()
-        except SystemExit as exc:
-            return int(exc.code or 0)
-        return 0
+        return cli_main(monkeypatch, "predict", *args)
 
     assert (
         main(

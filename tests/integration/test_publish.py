@@ -15,7 +15,7 @@ from mlops_gates.platforms.gitlab import GitLab
 from mlops_gates.platforms.http import Http, PublishError
 from mlops_gates.publish import publish
 from mlops_gates.report.markdown import MARKER
-from tests.conftest import binary_policy, write_policy
+from tests.conftest import binary_policy, cli_main, write_policy
 from tests.fakes.api import FakeGitHub, FakeGitLab, Fault
 from tests.fakes.openapi import validate
 
@@ -302,9 +302,6 @@ def test_the_openapi_check_rejects_a_body_the_api_would_refuse():
 
 
 def test_cli_publish_keeps_the_decisions_exit_code(binary_case, tmp_path, monkeypatch, capsys):
-    import sys
-
-    from mlops_gates import cli
 
     folder, _ = binary_case
     with FakeGitHub({TOKEN: "gate-bot"}, {7: HEAD}) as gh:
@@ -315,10 +312,7 @@ def test_cli_publish_keeps_the_decisions_exit_code(binary_case, tmp_path, monkey
             monkeypatch.setenv(k, v)
 
         def main(*args: str) -> int:
-            monkeypatch.setattr(sys, "argv", ["mlops-gates", *args])
-            with pytest.raises(SystemExit) as info:
-                cli.main()
-            return int(info.value.code or 0)
+            return cli_main(monkeypatch, *args)
 
         assert main("publish", str(record)) == decision_code
         gh.faults.append(

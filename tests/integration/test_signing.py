@@ -16,6 +16,7 @@ from mlops_gates.errors import GateError
 from mlops_gates.signing.envelope import PrivateKey, VerificationFailed
 from mlops_gates.signing.sign import sign
 from mlops_gates.signing.verify import Signer, verify
+from tests.conftest import cli_main
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "sigstore"
@@ -260,17 +261,11 @@ def test_real_github_actions_and_staging_bundles():
 
 
 def test_cli_sign_and_verify_exit_codes_and_the_key_stays_secret(model, tmp_path, capsys, monkeypatch):
-    from mlops_gates import cli
 
     priv, pub = keypair(tmp_path)
 
     def main(*args: str) -> int:
-        monkeypatch.setattr(sys, "argv", ["mlops-gates", *args])
-        try:
-            cli.main()
-        except SystemExit as exc:
-            return int(exc.code or 0)
-        return 0
+        return cli_main(monkeypatch, *args)
 
     monkeypatch.setenv("MODEL_KEY", priv.read_text())
     assert main("sign", str(model), "--key-env", "MODEL_KEY") == 0
