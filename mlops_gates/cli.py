@@ -118,8 +118,20 @@ def cli() -> None:
 )
 @click.option("--publish", "do_publish", is_flag=True, help="Post the decision to the PR/MR (see `publish`).")
 @publish_options
+@click.option(
+    "--stats",
+    "stats_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Decide from shards' statistics (`stats compute`) instead of reading the data (repeatable).",
+)
 def evaluate(
-    policy_path: Path, out_dir: Path, models: tuple[str, ...], do_publish: bool, **opts: object
+    policy_path: Path,
+    out_dir: Path,
+    models: tuple[str, ...],
+    do_publish: bool,
+    stats_files: tuple[Path, ...],
+    **opts: object,
 ) -> None:
     """Evaluate the candidate against the policy and decide PROMOTE, HOLD or REJECT."""
     from mlops_gates.evaluate import run
@@ -130,7 +142,7 @@ def evaluate(
         if not (sep and role and path):
             raise click.BadParameter(f"'{item}' is not ROLE=PATH", param_hint="--model")
         paths[role] = Path(path)
-    outcome = run(policy_path, out_dir, model_paths=paths)
+    outcome = run(policy_path, out_dir, model_paths=paths, stats_paths=list(stats_files))
     _finish(outcome)
     if do_publish and not _publish(outcome.files["record"], opts) and opts["strict"]:
         sys.exit(ExitCode.PUBLISH_FAILED)
@@ -399,6 +411,38 @@ def verify_cmd(
         f"verified {path}"
         + (f"; the gate decided {v.decision['predicate']['decision']}" if v.decision else "")
     )
+
+
+@cli.group()
+def stats() -> None:
+    """Sufficient statistics per shard, for evaluation sets split across CI jobs."""
+
+
+@stats.command("compute")
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="gates.yml",
+    show_default=True,
+)
+@click.option(
+    "--data",
+    "data_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="This shard's evaluation data (default: the policy's data.eval).",
+)
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def stats_compute(policy_path: Path, data_path: Path | None, out_path: Path) -> None:
+    """Read one shard once and write its statistics; `evaluate --stats` adds the shards up and decides."""
+    from mlops_gates.evaluate import compute
+    from mlops_gates.stats.state import to_state, write
+
+    pol, staged, s = compute(policy_path, data_path)
+    staged.cleanup()
+    write(to_state(s, pol, data_path or pol.eval_data.path), out_path)
+    click.echo(f"{s.rows:,} rows of {data_path or pol.eval_data.path} -> {out_path} ({len(s.cells):,} cells)")
 
 
 @cli.group()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,9 @@ from mlops_gates.decision import Decision, decide, record
 from mlops_gates.digest import digest_path, sha256_file
 from mlops_gates.gates import registry
 from mlops_gates.gates.base import Context, GateResult
-from mlops_gates.models.stage import stage
-from mlops_gates.stats.collect import collect
+from mlops_gates.models.stage import Staged, stage
+from mlops_gates.policy import Policy
+from mlops_gates.stats.collect import EvalStats, collect
 
 
 @dataclass
@@ -23,34 +25,57 @@ class Outcome:
     files: dict[str, Path]
 
 
-def run(
-    policy_path: str | Path, out_dir: str | Path, *, model_paths: dict[str, Path] | None = None
-) -> Outcome:
-    """Validate the policy, read the data once, run every gate, decide, and write the outputs."""
-    from mlops_gates.report import write_all
-
+def compute(policy_path: str | Path, data: Path | None = None) -> tuple[Policy, Staged, EvalStats]:
+    """Read the evaluation data (or one shard of it) once into statistics; models predict first."""
     pol = policy_mod.load(policy_path)
-    models = {role: digest_path(p) for role, p in (model_paths or {}).items()}
+    if data is not None:
+        from mlops_gates.policy import _dataset
+
+        pol = dataclasses.replace(pol, eval_data=_dataset({"path": str(data)}, Path.cwd()))
     staged = stage(pol)  # when the policy names models: pin them and let them predict
     try:
-        stats = collect(staged.policy)
-        ctx = Context(
-            staged.policy,
-            stats,
-            pinned=staged.pinned,
-            runs={r: run.metrics for r, run in staged.runs.items()},
-            out_dir=Path(out_dir),
-        )
+        return pol, staged, collect(staged.policy)
+    except BaseException:
+        staged.cleanup()
+        raise
+
+
+def run(
+    policy_path: str | Path,
+    out_dir: str | Path,
+    *,
+    model_paths: dict[str, Path] | None = None,
+    stats_paths: list[Path] | None = None,
+) -> Outcome:
+    """Validate the policy, read the data once (or merge shards' statistics), run every gate, decide, and
+    write the outputs."""
+    from mlops_gates.report import write_all
+
+    models = {role: digest_path(p) for role, p in (model_paths or {}).items()}
+    if stats_paths:
+        from mlops_gates.stats.state import merge
+
+        pol = policy_mod.load(policy_path)
+        staged, stats = Staged(pol), merge(stats_paths, pol)
+        eval_input: dict[str, Any] = {
+            "path": " + ".join(map(str, stats_paths)),
+            "format": "stats",
+            "digest": stats.data_digest,
+        }
+    else:
+        pol, staged, stats = compute(policy_path)
+        eval_digest = stats.data_digest if not pol.models else sha256_file(pol.eval_data.path)
+        eval_input = {"path": str(pol.eval_data.path), "format": pol.eval_data.format, "digest": eval_digest}
+    try:
+        runs = {r: run.metrics for r, run in staged.runs.items()}
+        ctx = Context(staged.policy, stats, pinned=staged.pinned, runs=runs, out_dir=Path(out_dir))
         results = [registry.run(spec, ctx) for spec in pol.gates]
     finally:
         staged.cleanup()
     decision = decide(results, pol)
-    eval_digest = stats.data_digest if not pol.models else sha256_file(pol.eval_data.path)
     inputs: dict[str, Any] = {
         "policy": {"path": str(pol.path), "digest": pol.digest},
-        "data": {
-            "eval": {"path": str(pol.eval_data.path), "format": pol.eval_data.format, "digest": eval_digest}
-        },
+        "data": {"eval": eval_input},
     }
     for role, ds in (("reference", pol.reference), ("training", pol.training)):
         if ds is not None:

@@ -318,6 +318,23 @@ def metric_columns(policy: Policy) -> list[str]:
     return list(dict.fromkeys(cols))
 
 
+def stratum_order(values: tuple[Any, ...]) -> tuple[tuple[bool, str, str], ...]:
+    return tuple((v is None, type(v).__name__, str(v)) for v in values)
+
+
+def canonical_strata(
+    strata: list[tuple[Any, ...]], table: CellTable
+) -> tuple[list[tuple[Any, ...]], CellTable]:
+    """Number strata by their values, not by when they first appeared, so the same rows in any order or in
+    any split into shards give the same table (and so the same bootstrap)."""
+    order = sorted(range(len(strata)), key=lambda s: stratum_order(strata[s]))
+    new_id = np.empty(len(strata), dtype=np.int64)
+    new_id[order] = np.arange(len(strata))
+    keys = dict(table.keys)
+    keys["stratum"] = new_id[keys["stratum"]]
+    return [strata[s] for s in order], CellTable(keys, table.sums, table.n).groupby(tuple(keys))
+
+
 def _binary_classes(policy: Policy, enc: _Encoder) -> list[Any]:
     """[negative, positive] label values, after checking predictions speak the label's language."""
     where = str(policy.eval_data.path)
@@ -384,9 +401,10 @@ def collect(policy: Policy) -> EvalStats:
         )
     classes = _binary_classes(policy, enc) if policy.task == "binary" else list(policy.classes)
     group_values = [b.values() for b in enc.group_books]
-    strata = [()] * len(enc.strata)
+    found = [()] * len(enc.strata)
     for codes, sid in enc.strata.items():
-        strata[sid] = tuple(group_values[i][c] for i, c in enumerate(codes))
+        found[sid] = tuple(group_values[i][c] for i, c in enumerate(codes))
+    strata, table = canonical_strata(found, table)
     c = policy.columns
     return EvalStats(
         task=policy.task,

@@ -83,14 +83,35 @@ class Drift:
 
 @dataclass
 class IntegrityStats:
+    """Integrity facts; row hashes are kept so that shards merge exactly (duplicates across shards count)."""
+
     rows: int
     features: list[str]
     missing: dict[str, int]
     violations: list[dict[str, Any]]  # {column, check, count, detail}
-    duplicates: int
-    conflicts: int
     leakage: int | None
     drift: dict[str, Drift]
+    feature_hashes: np.ndarray  # uint64, one per row
+    row_hashes: np.ndarray  # uint64, features and label
+    labels: np.ndarray
+
+    @property
+    def duplicates(self) -> int:
+        return int(len(self.row_hashes) - len(np.unique(self.row_hashes)))
+
+    @property
+    def conflicts(self) -> int:
+        """Rows that share their features with a row of another label."""
+        fh, y = self.feature_hashes, self.labels
+        if not len(fh):
+            return 0
+        order = np.lexsort((y, fh))
+        f, lab = fh[order], y[order]
+        start = np.r_[True, f[1:] != f[:-1]]
+        gid = np.cumsum(start) - 1
+        lo = np.minimum.reduceat(lab, np.flatnonzero(start))
+        hi = np.maximum.reduceat(lab, np.flatnonzero(start))
+        return int((lo != hi)[gid].sum())
 
 
 class IntegrityCollector:
@@ -229,26 +250,17 @@ class IntegrityCollector:
         fh = np.concatenate(self.feature_hashes) if self.feature_hashes else np.zeros(0, np.uint64)
         rh = np.concatenate(self.row_hashes) if self.row_hashes else np.zeros(0, np.uint64)
         y = np.concatenate(self.labels) if self.labels else np.zeros(0, np.int64)
-        duplicates = int(len(rh) - len(np.unique(rh)))
-        conflicts = 0
-        if len(fh):
-            order = np.lexsort((y, fh))
-            f, lab = fh[order], y[order]
-            start = np.r_[True, f[1:] != f[:-1]]
-            gid = np.cumsum(start) - 1
-            lo = np.minimum.reduceat(lab, np.flatnonzero(start))
-            hi = np.maximum.reduceat(lab, np.flatnonzero(start))
-            conflicts = int((lo != hi)[gid].sum())
         leakage = int(np.isin(fh, self.train_hashes).sum()) if self.train_hashes is not None else None
         return IntegrityStats(
             self.rows,
             self.features,
             self.missing,
             list(self.violations.values()),
-            duplicates,
-            conflicts,
             leakage,
             self.drift,
+            fh,
+            rh,
+            y,
         )
 
 
