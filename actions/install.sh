@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs mlops-gates from this action's own checkout into a virtual environment under the runner's temp
+# folder (reused by later steps and actions of the job), and puts its bin folder on PATH.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+python="${MLOPS_GATES_PYTHON:-python3}"
+version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/pyproject.toml" | head -n 1)"
+venv="${RUNNER_TEMP:-/tmp}/mlops-gates-${version}"
+if [ ! -x "$venv/bin/mlops-gates" ]; then
+  "$python" -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$root${MLOPS_GATES_EXTRAS:-}"
+fi
+echo "$venv/bin" >> "$GITHUB_PATH"
+echo "mlops-gates ${version} ready in $venv"

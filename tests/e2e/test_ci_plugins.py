@@ -1,0 +1,121 @@
+"""The GitHub actions, workflows and GitLab components validate offline with the tools their platforms'
+users run: check-jsonschema (vendored schemas), actionlint and zizmor; and they keep the habits that make
+composite actions safe (inputs reach scripts only as environment variables)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+ACTIONS = [ROOT / "action.yml", *sorted((ROOT / "actions").glob("*/action.yml"))]
+WORKFLOWS = [
+    *sorted((ROOT / "examples" / "github").glob("*.yml")),
+    *sorted((ROOT / ".github" / "workflows").glob("*.yml")),
+]
+COMPONENTS = sorted((ROOT / "gitlab" / "templates").glob("*.yml"))
+
+
+def tool(name: str) -> str:
+    path = BIN / name
+    if not path.exists():
+        found = shutil.which(name)
+        if not found:
+            pytest.fail(f"{name} is not installed: make test installs the dev extras")
+        return found
+    return str(path)
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), capture_output=True, text=True, cwd=ROOT)
+
+
+def test_there_is_something_to_check():
+    assert len(ACTIONS) == 5 and len(WORKFLOWS) >= 5 and len(COMPONENTS) == 4
+
+
+def test_actions_and_workflows_match_githubs_schemas(tmp_path):
+    r = run(tool("check-jsonschema"), "--builtin-schema", "vendor.github-actions", *map(str, ACTIONS))
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = run(tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *map(str, WORKFLOWS))
+    assert r.returncode == 0, r.stdout + r.stderr
+    broken = tmp_path / "action.yml"
+    broken.write_text(
+        (ROOT / "action.yml").read_text().replace("runs:\n  using: composite", "runz:\n  using: composite")
+    )
+    assert (
+        run(tool("check-jsonschema"), "--builtin-schema", "vendor.github-actions", str(broken)).returncode
+        != 0
+    )
+
+
+def test_actionlint_and_zizmor_find_nothing(tmp_path):
+    r = run(tool("actionlint"), *map(str, WORKFLOWS))
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = run(tool("zizmor"), "--offline", "action.yml", "actions", "examples/github", ".github/workflows")
+    assert r.returncode == 0 and "No findings" in r.stdout + r.stderr, r.stdout + r.stderr
+    # and zizmor does catch the mistake these files avoid: an input expanded inside a script
+    bad = tmp_path / "action.yml"
+    bad.write_text(
+        "name: x\ndescription: x\ninputs:\n  p:\n    description: p\nruns:\n  using: composite\n  steps:\n"
+        "    - shell: bash\n      run: echo ${{ inputs.p }}\n"
+    )
+    r = run(tool("zizmor"), "--offline", str(bad))
+    assert r.returncode != 0 and "template-injection" in r.stdout + r.stderr
+
+
+def test_inputs_reach_scripts_as_environment_variables_only():
+    for path in ACTIONS + WORKFLOWS:
+        doc = yaml.safe_load(path.read_text())
+        steps = (
+            doc["runs"]["steps"]
+            if "runs" in doc
+            else [s for j in doc["jobs"].values() for s in j.get("steps", [])]
+        )
+        for step in steps:
+            assert "${{" not in step.get("run", ""), f"{path}: {step.get('name', step.get('id'))}"
+            if "run" in step and path.name == "action.yml":
+                assert "github.action_path" not in step["run"]
+    root = yaml.safe_load((ROOT / "action.yml").read_text())
+    assert not any(
+        str(s.get("uses", "")).startswith("./actions/") for s in root["runs"]["steps"]
+    )  # resolves in the user's workspace
+
+
+def test_gitlab_components_match_gitlabs_schema(tmp_path):
+    for comp in COMPONENTS:
+        spec, jobs = comp.read_text().split("\n---\n")
+        assert "spec" in yaml.safe_load(spec) and "inputs" in yaml.safe_load(spec)["spec"]
+        assert not {"default", "workflow", "variables"} & set(yaml.safe_load(jobs)), (
+            f"{comp}: no global keywords in a component"
+        )
+        for i, part in enumerate((spec, jobs)):
+            f = tmp_path / f"{comp.stem}-{i}.yml"
+            f.write_text(part)
+            r = run(
+                tool("check-jsonschema"),
+                "--builtin-schema",
+                "vendor.gitlab-ci",
+                "--data-transform",
+                "gitlab-ci",
+                str(f),
+            )
+            assert r.returncode == 0, f"{comp}: {r.stdout}{r.stderr}"
+    r = run(
+        tool("check-jsonschema"),
+        "--builtin-schema",
+        "vendor.gitlab-ci",
+        "--data-transform",
+        "gitlab-ci",
+        str(ROOT / "examples" / "gitlab" / ".gitlab-ci.yml"),
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    broken = tmp_path / "broken.yml"
+    broken.write_text("job:\n  script: [true]\n  artifacts:\n    reportz: {}\n")
+    assert run(tool("check-jsonschema"), "--builtin-schema", "vendor.gitlab-ci", str(broken)).returncode != 0
