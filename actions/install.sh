@@ -3,6 +3,12 @@
 # folder (reused by later steps and actions of the job), and puts its bin folder on PATH.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [ -n "${MLOPS_GATES_VENV:-}" ] && [ -x "$MLOPS_GATES_VENV/bin/mlops-gates" ]; then
+  # a runner (or image) that already has mlops-gates: use it, install nothing
+  echo "$MLOPS_GATES_VENV/bin" >> "$GITHUB_PATH"
+  echo "using mlops-gates in $MLOPS_GATES_VENV"
+  exit 0
+fi
 python="${MLOPS_GATES_PYTHON:-python3}"
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/pyproject.toml" | head -n 1)"
 venv="${RUNNER_TEMP:-/tmp}/mlops-gates-${version}"
