@@ -198,9 +198,8 @@ def judge(tests: list[Check], policy: Policy) -> list[MetricResult]:
     """
     s = policy.settings
     alpha = (1 - s.confidence) / 2
-    for (
-        t
-    ) in tests:  # a bootstrap of a handful of rows has no spread to speak of: too little evidence to judge
+    # a bootstrap of a handful of rows has no spread to speak of: too little evidence to judge
+    for t in tests:
         if t.forced is None and not t.exact and t.op is not None and t.n < s.min_group_size:
             t.forced = insufficient_status(policy)
             t.note = f"insufficient evidence: {t.n} rows < min_group_size {s.min_group_size}"

@@ -42,9 +42,8 @@ def sign(
         )
     signature = signature or model_dir / "model.sig"
     decision_out = signature.parent / DECISION_FILE
-    m = manifest(
-        model_dir, [*ignore, str(signature), str(decision_out)]
-    )  # neither signature is part of the model
+    # neither signature is part of the model
+    m = manifest(model_dir, [*ignore, str(signature), str(decision_out)])
     payload = canonical(m.statement())
     signature.write_text(json.dumps(key.sign_bundle(payload, PAYLOAD_TYPE), indent=2) + "\n")
     written = None

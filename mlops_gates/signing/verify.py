@@ -105,9 +105,8 @@ def _sigstore(bundle_path: Path, s: Signer, artifact: Path | None) -> tuple[str,
             if s.trust_root
             else Verifier.production(offline=True)
         )
-        if (
-            bundle._dsse_envelope is not None
-        ):  # the bundle's own distinction between DSSE and message signatures
+        # sigstore keeps DSSE and message-signature bundles apart in this attribute only
+        if bundle._dsse_envelope is not None:
             return verifier.verify_dsse(bundle, _policy(s))
         if artifact is None or not artifact.is_file():
             raise VerificationFailed("bundle", "a message signature signs one file; pass that file", where)
