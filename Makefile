@@ -17,8 +17,8 @@ demo: $(BIN)/.installed
 	$(BIN)/mlops-gates demo --out gate-out || [ $$? -eq 1 ]  # 1 = HOLD/REJECT: a verdict, not a failure
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check mlops_gates tests examples
-	$(BIN)/ruff format --check mlops_gates tests examples
+	$(BIN)/ruff check mlops_gates tests examples bench
+	$(BIN)/ruff format --check mlops_gates tests examples bench
 	$(BIN)/mypy mlops_gates
 
 # GitHub's OpenAPI description, to check every request the GitHub driver sends (tests skip without npm)

@@ -1,0 +1,196 @@
+"""Decision-quality benchmark: how often does a gate promote a model that is truly at the margin (it should
+not, beyond the chance it allows), and how often does it hold a model that is truly better?
+
+Simulates candidate/baseline pairs with a known truth, builds the gate's statistics from the simulated rows,
+and runs the real gate code, with interval decisions and with point-estimate decisions (as TFMA and MLflow
+decide). Usage: python bench/decision_quality.py [--runs 1000] [--replicates 1000] [--out bench/RESULTS-decision-quality.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from mlops_gates import policy as P
+from mlops_gates.gates import registry
+from mlops_gates.gates.base import Context, Status
+from mlops_gates.stats.collect import EvalStats, score_edges
+from mlops_gates.stats.table import CellTable
+
+SIZES = (500, 2_000, 10_000, 100_000)
+GATES = {
+    "accuracy >= 0.80": {"type": "accuracy", "metrics": [{"metric": "accuracy", "op": ">=", "value": 0.80}]},
+    "accuracy drop <= 0.01 (paired)": {
+        "type": "regression",
+        "metrics": [{"metric": "accuracy", "margin": {"absolute": 0.01}}],
+    },
+    "demographic parity difference <= 0.10": {
+        "type": "fairness",
+        "metrics": [{"metric": "demographic_parity_difference", "op": "<=", "value": 0.10}],
+    },
+    "negative flip rate <= 0.05": {"type": "regression", "negative_flips": {"max_rate": 0.05}},
+}
+# (at the margin: must not be promoted, truly better: should be promoted)
+TRUTHS = {
+    "accuracy >= 0.80": (dict(acc_c=0.80), dict(acc_c=0.83)),
+    "accuracy drop <= 0.01 (paired)": (dict(acc_c=0.79, acc_b=0.80), dict(acc_c=0.81, acc_b=0.80)),
+    "demographic parity difference <= 0.10": (dict(gap=0.10), dict(gap=0.04)),
+    "negative flip rate <= 0.05": (
+        dict(flip=0.05, acc_c=0.85, acc_b=0.85),
+        dict(flip=0.03, acc_c=0.85, acc_b=0.85),
+    ),
+}
+
+
+def simulate(
+    n: int,
+    rng: np.random.Generator,
+    acc_c: float = 0.85,
+    acc_b: float = 0.85,
+    gap: float = 0.0,
+    flip: float | None = None,
+):
+    """Rows with two groups; labels, candidate and baseline predictions with the asked-for truth."""
+    g = rng.integers(0, 2, n)
+    y = (rng.random(n) < 0.5).astype(np.int64)
+    # selection rates 0.5 +/- gap/2 by group give a demographic parity difference of `gap` (accuracy aside)
+    if gap:
+        sel = np.where(g == 0, 0.5 - gap / 2, 0.5 + gap / 2)
+        c = (rng.random(n) < sel).astype(np.int64)
+        return g, y, c, c.copy()
+    b_right = rng.random(n) < acc_b
+    if flip is None:  # independent errors, with the asked-for accuracies
+        c_right = rng.random(n) < acc_c
+    else:  # baseline right & candidate wrong with probability `flip`, overall accuracy acc_c
+        u = rng.random(n)
+        lost = b_right & (u < flip / acc_b)
+        won_p = (acc_c - acc_b + flip) / (1 - acc_b)
+        won = ~b_right & (u < won_p)
+        c_right = (b_right & ~lost) | won
+    c = np.where(c_right, y, 1 - y)
+    b = np.where(b_right, y, 1 - y)
+    return g, y, c, b
+
+
+def make_policy(gate: dict, mode: str, replicates: int, folder: Path) -> P.Policy:
+    doc = {
+        "version": 1,
+        "task": "binary",
+        "positive_label": 1,
+        "data": {"eval": {"path": "unused.parquet"}},
+        "columns": {
+            "label": "y",
+            "candidate": {"prediction": "c"},
+            "baseline": {"prediction": "b"},
+            "sensitive": ["g"],
+        },
+        "settings": {
+            "bootstrap": {"replicates": replicates, "seed": 0},
+            "decision_mode": mode,
+            "min_group_size": 1,
+        },
+        "gates": [gate],
+    }
+    path = folder / f"{mode}.yml"
+    path.write_text(yaml.safe_dump(doc))
+    return P.load(path)
+
+
+def gate_once(pol: P.Policy, g, y, c, b, seed: int) -> Status:
+    n = len(y)
+    # the table the one pass would build: counts per (group, label, candidate, baseline)
+    counts = np.bincount(((g * 2 + y) * 2 + c) * 2 + b, minlength=16)
+    idx = np.flatnonzero(counts)
+    zeros = np.zeros(len(idx), dtype=np.int64)
+    keys = {
+        "stratum": idx >> 3,
+        "y": (idx >> 2) & 1,
+        "c": (idx >> 1) & 1,
+        "b": idx & 1,
+        "cbin": zeros,
+        "bbin": zeros,
+    }
+    cells = CellTable(keys, {"w": counts[idx].astype(np.float64)}, counts[idx])
+    stats = EvalStats(
+        "binary",
+        [0, 1],
+        ("g",),
+        [(0,), (1,)],
+        cells,
+        score_edges(200),
+        n,
+        True,
+        {"c": False, "b": False},
+        "sha256:" + "0" * 64,
+    )
+    pol = dataclasses.replace(pol, settings=dataclasses.replace(pol.settings, seed=seed))
+    return registry.run(pol.gates[0], Context(pol, stats)).status
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=1000)
+    ap.add_argument("--replicates", type=int, default=1000)
+    ap.add_argument("--out", type=Path, default=Path("bench/RESULTS-decision-quality.md"))
+    args = ap.parse_args()
+    folder = Path(tempfile.mkdtemp())
+    rows = []
+    t0 = time.time()
+    for name, gate in GATES.items():
+        pols = {mode: make_policy(gate, mode, args.replicates, folder) for mode in ("interval", "point")}
+        margin, better = TRUTHS[name]
+        for n in SIZES:
+            rng = np.random.default_rng(hash((name, n)) % 2**32)
+            counts = {("margin", m): 0 for m in pols} | {("better", m): 0 for m in pols}
+            for i in range(args.runs):
+                for truth, kw in (("margin", margin), ("better", better)):
+                    sim = simulate(n, rng, **kw)
+                    for mode, pol in pols.items():
+                        st = gate_once(pol, *sim, seed=i)
+                        promoted = st in (Status.PASS, Status.WARN)
+                        counts[(truth, mode)] += promoted if truth == "margin" else not promoted
+            r = args.runs
+            rows.append(
+                (
+                    name,
+                    n,
+                    counts[("margin", "interval")] / r,
+                    counts[("margin", "point")] / r,
+                    counts[("better", "interval")] / r,
+                    counts[("better", "point")] / r,
+                )
+            )
+            print(
+                f"{name:40s} n={n:>7,}  promoted at the margin: interval {rows[-1][2]:.3f}, point {rows[-1][3]:.3f}; "
+                f"held though better: interval {rows[-1][4]:.3f}, point {rows[-1][5]:.3f}",
+                flush=True,
+            )
+    lines = [
+        "# Decision quality: interval decisions against point-estimate decisions",
+        "",
+        f"{args.runs:,} simulated gates per cell, {args.replicates:,} bootstrap replicates, 95% confidence "
+        f"(one-sided 2.5% per check). Ran in {time.time() - t0:.0f} s on this machine (2 cores). Command: "
+        "`python bench/decision_quality.py`.",
+        "",
+        "| gate | rows | promoted at the margin (interval) | (point) | held though truly better (interval) | (point) |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [f"| {a} | {n:,} | {b:.1%} | {c:.1%} | {d:.1%} | {e:.1%} |" for a, n, b, c, d, e in rows]
+    lines += [
+        "",
+        "At the margin a point-estimate gate promotes about half the time, whatever the sample size; an interval gate",
+        "promotes in about 2.5% (the price of a gate at all is that some truly better models are held when the",
+        "sample is too small to show it).",
+    ]
+    args.out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""Speed benchmark: the same gating work done by mlops-gates and by the tools a user would pick instead.
+
+Seeded synthetic data: a binary task, 20 numeric and 5 categorical features, two sensitive attributes with 4
+and 3 groups, candidate and baseline scores. Times, side by side in one run: `evaluate` (integrity, accuracy,
+fairness, paired regression, 2,000 bootstrap replicates); fairlearn's MetricFrame computing the same per-group
+rates plus demographic-parity and equalized-odds differences (numbers checked against ours); and the floor,
+reading the needed columns from Parquet with pyarrow. Not yet here: deepchecks and Evidently, which need
+environments of their own.
+Usage: python bench/speed.py [--sizes 10000 100000 1000000] [--out bench/RESULTS.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+POLICY = {
+    "version": 1,
+    "task": "binary",
+    "positive_label": 1,
+    "data": {"eval": {"path": "eval.parquet"}},
+    "columns": {
+        "label": "y",
+        "candidate": {"score": "cand"},
+        "baseline": {"score": "base"},
+        "sensitive": ["s1", "s2"],
+        "features": [f"x{i}" for i in range(20)] + [f"k{i}" for i in range(5)],
+    },
+    "settings": {"bootstrap": {"replicates": 2000, "seed": 0}},
+    "gates": [
+        {"type": "integrity", "max_missing_rate": 0.01, "max_duplicate_rate": 0.01},
+        {
+            "type": "accuracy",
+            "metrics": [
+                {"metric": "accuracy", "op": ">=", "value": 0.6},
+                {"metric": "roc_auc", "op": ">=", "value": 0.6},
+            ],
+        },
+        {
+            "type": "fairness",
+            "intersections": True,
+            "metrics": [
+                {"metric": "demographic_parity_difference", "op": "<=", "value": 0.2},
+                {"metric": "equalized_odds_difference", "op": "<=", "value": 0.2},
+            ],
+        },
+        {
+            "type": "regression",
+            "metrics": [
+                {"metric": "roc_auc", "margin": {"absolute": 0.01}},
+                {"metric": "accuracy", "margin": {"absolute": 0.01}},
+            ],
+            "negative_flips": {"max_rate": 0.1},
+        },
+    ],
+}
+
+
+def make(n: int, folder: Path) -> Path:
+    rng = np.random.default_rng(n)
+    cols = {f"x{i}": rng.normal(size=n) for i in range(20)}
+    cols |= {f"k{i}": rng.choice(["a", "b", "c", "d", "e"], n) for i in range(5)}
+    cols["s1"] = rng.choice(["g1", "g2", "g3", "g4"], n)
+    cols["s2"] = rng.choice(["h1", "h2", "h3"], n)
+    logit = cols["x0"] - 0.5 * cols["x1"] + 0.3 * (cols["s1"] == "g2")
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int64)
+    cols["y"] = y
+    cols["cand"] = 1 / (1 + np.exp(-(logit + rng.normal(0, 0.8, n))))
+    cols["base"] = 1 / (1 + np.exp(-(logit + rng.normal(0, 1.0, n))))
+    path = folder / "eval.parquet"
+    pq.write_table(pa.table(cols), path)
+    (folder / "gates.yml").write_text(yaml.safe_dump(POLICY))
+    return path
+
+
+def timed(code: str, folder: Path) -> tuple[float, float]:
+    """Run `code` in a fresh interpreter; wall seconds and peak RSS (MB) of that process alone."""
+    t = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=folder)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) not in (0, 1):
+        raise SystemExit(f"benchmark step failed: {code[:80]}")
+    return time.perf_counter() - t, usage.ru_maxrss / 1024
+
+
+EVALUATE = "from mlops_gates.evaluate import run; run('gates.yml', 'out')"
+READ = "import pyarrow.parquet as pq; pq.read_table('eval.parquet', columns=['y','cand','base','s1','s2'])"
+FAIRLEARN = """
+import pandas as pd, pyarrow.parquet as pq
+from fairlearn.metrics import MetricFrame, selection_rate, true_positive_rate, false_positive_rate, demographic_parity_difference, equalized_odds_difference
+from sklearn.metrics import accuracy_score, precision_score, roc_auc_score
+t = pq.read_table('eval.parquet', columns=['y','cand','base','s1','s2']).to_pandas()
+for side in ('cand', 'base'):
+    pred = (t[side] >= 0.5).astype(int)
+    sf = t[['s1', 's2']]
+    MetricFrame(metrics={'selection_rate': selection_rate, 'tpr': true_positive_rate, 'fpr': false_positive_rate,
+                         'accuracy': accuracy_score, 'precision': precision_score}, y_true=t['y'], y_pred=pred, sensitive_features=sf)
+    for f in ('s1', 's2'):
+        demographic_parity_difference(t['y'], pred, sensitive_features=t[f]); equalized_odds_difference(t['y'], pred, sensitive_features=t[f])
+    roc_auc_score(t['y'], t[side])
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--out", type=Path, default=Path("bench/RESULTS.md"))
+    args = ap.parse_args()
+    rows = []
+    for n in args.sizes:
+        folder = Path(tempfile.mkdtemp())
+        make(n, folder)
+        res = {}
+        for name, code in (
+            ("read (floor)", READ),
+            ("mlops-gates evaluate", EVALUATE),
+            ("fairlearn MetricFrame", FAIRLEARN),
+        ):
+            runs = [timed(code, folder) for _ in range(args.repeat)]
+            res[name] = (statistics.median(r[0] for r in runs), max(r[1] for r in runs))
+            print(f"{n:>9,} rows  {name:24s} {res[name][0]:7.2f} s  {res[name][1]:7.0f} MB", flush=True)
+        rows.append((n, res))
+    lines = [
+        "# Speed: mlops-gates against the tools a user would pick instead",
+        "",
+        f"Machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}. "
+        f"Median of {args.repeat} runs, each in a fresh process (imports included); peak RSS of that process. "
+        "Command: `python bench/speed.py`.",
+        "",
+        "| rows | tool | median wall (s) | peak RSS (MB) | vs read floor | fairlearn / mlops-gates |",
+        "|---|---|---|---|---|---|",
+    ]
+    for n, res in rows:
+        floor = res["read (floor)"][0]
+        for name, (wall, rss) in res.items():
+            ratio = (
+                res["fairlearn MetricFrame"][0] / res["mlops-gates evaluate"][0]
+                if name == "mlops-gates evaluate"
+                else None
+            )
+            lines.append(
+                f"| {n:,} | {name} | {wall:.2f} | {rss:.0f} | {wall / floor:.1f}x | {'' if ratio is None else f'{ratio:.2f}x'} |"
+            )
+    lines += [
+        "",
+        "mlops-gates does more work than the MetricFrame here (integrity, intervals from 2,000 bootstrap replicates,",
+        "paired comparisons, intersections, reports); fairlearn gives point estimates only. Process start-up and",
+        "imports are inside every number; deepchecks and Evidently are not measured yet (see the open scale issue).",
+    ]
+    args.out.write_text("\n".join(lines) + "\n")
+    print(
+        f"wrote {args.out}; peak RSS of this driver {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
+    )
+
+
+if __name__ == "__main__":
+    main()
