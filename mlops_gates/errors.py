@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import enum
+import json
+from pathlib import Path
+from typing import Any
 
 
 class ExitCode(enum.IntEnum):
@@ -49,3 +52,13 @@ class DataError(GateError):
 
 def plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def read_json(path: Path, what: str, hint: str) -> Any:
+    """A JSON file the user passed: missing or unreadable is a usage error that says what was expected."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise GateError("not found", where=str(path), hint=hint) from None
+    except (OSError, ValueError) as exc:
+        raise GateError(f"is not {what} ({exc})", where=str(path), hint=hint) from None

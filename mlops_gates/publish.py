@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
-from mlops_gates.errors import GateError
+from mlops_gates.errors import GateError, read_json
 from mlops_gates.platforms.base import Driver, Published
 
 PLATFORMS = ("auto", "github", "gitlab", "local")
@@ -44,18 +43,7 @@ def load_record(path: Path) -> dict[str, Any]:
 
     from mlops_gates.policy import schema_file
 
-    try:
-        rec = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise GateError(
-            "not found", where=str(path), hint="pass the decision.json that evaluate wrote"
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise GateError(
-            f"is not a JSON decision record ({exc})",
-            where=str(path),
-            hint="pass the decision.json that evaluate wrote",
-        ) from None
+    rec = read_json(path, "a JSON decision record", "pass the decision.json that evaluate wrote")
     errors = sorted(
         jsonschema.Draft202012Validator(schema_file("decision.v1.schema.json")).iter_errors(rec), key=str
     )

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from mlops_gates import __version__
-from mlops_gates.errors import GateError
+from mlops_gates.errors import GateError, read_json
 from mlops_gates.policy import Policy
 from mlops_gates.stats.collect import EvalStats, canonical_strata
 from mlops_gates.stats.integrity import Drift, IntegrityStats
@@ -87,18 +87,7 @@ def write(state: dict[str, Any], path: Path) -> None:
 
 
 def read(path: Path) -> dict[str, Any]:
-    try:
-        state = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise GateError(
-            "not found", where=str(path), hint="pass the files `mlops-gates stats compute` wrote"
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise GateError(
-            f"not a statistics file ({exc})",
-            where=str(path),
-            hint="pass the files `mlops-gates stats compute` wrote",
-        ) from None
+    state = read_json(path, "a statistics file", "pass the files `mlops-gates stats compute` wrote")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         found = state.get("format") if isinstance(state, dict) else None
         raise GateError(
