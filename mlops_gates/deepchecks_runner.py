@@ -24,28 +24,66 @@ def _suite(job, checks_mod, suites_mod, Suite):
     return suite
 
 
+def _model_outputs(job, frames, np):
+    """Predictions made outside this environment (the model never loads here): y_pred / y_proba per side."""
+    spec = job.get("predictions")
+    if not spec:
+        return {}
+    labels = set()
+    for df in frames.values():
+        labels |= set(df[job["label"]].dropna().tolist())
+    kwargs = {}
+    if spec["kind"] != "regression":
+        classes = sorted(labels | set(spec.get("classes") or []))
+        kwargs["model_classes"] = classes
+    for side, df in frames.items():
+        if spec["kind"] == "regression" or spec.get("prediction"):
+            kwargs[f"y_pred_{side}"] = df[spec["prediction"]].to_numpy()
+        if spec["kind"] == "binary" and spec["scores"]:
+            if len(classes) != 2:
+                raise ValueError(f"a binary task needs 2 label values, found {len(classes)}: {classes}")
+            s = df[spec["scores"][0]].to_numpy(dtype=float)
+            pos = classes.index(spec["positive"])
+            proba = np.column_stack([s, 1 - s] if pos == 0 else [1 - s, s])
+            kwargs[f"y_proba_{side}"] = proba
+            other = classes[1 - pos]
+            kwargs.setdefault(
+                f"y_pred_{side}", np.where(s >= spec["threshold"], spec["positive"], other).astype(object)
+            )
+        elif spec["kind"] == "multiclass" and spec["scores"]:
+            given = list(spec["classes"])
+            proba = np.column_stack(
+                [df[spec["scores"][given.index(c)]].to_numpy(dtype=float) for c in classes]
+            )
+            kwargs[f"y_proba_{side}"] = proba
+            kwargs.setdefault(f"y_pred_{side}", np.asarray(classes, dtype=object)[proba.argmax(axis=1)])
+    return kwargs
+
+
 def main(path):
     with open(path) as f:
         job = json.load(f)
     out: dict = {"results": []}
     try:
         warnings.filterwarnings("ignore")
+        import numpy as np
         import pandas as pd
         from deepchecks.tabular import Dataset, Suite, checks, suites
 
         cols = job["columns"]
         cats = job.get("cat_features")
 
-        def dataset(p):
-            df = pd.read_parquet(p, columns=cols)
-            return Dataset(df, label=job["label"], cat_features=cats)
-
-        test = dataset(job["test"])
-        suite = _suite(job, checks, suites, Suite)
-        if job.get("train"):
-            result = suite.run(train_dataset=dataset(job["train"]), test_dataset=test)
-        else:
-            result = suite.run(test)
+        preds = job.get("predictions") or {}
+        extra = [c for c in [preds.get("prediction"), *preds.get("scores", [])] if c]
+        # one dataset runs as deepchecks' "train" side, so its predictions are y_*_train
+        sides = {"train": job["train"], "test": job["test"]} if job.get("train") else {"train": job["test"]}
+        frames = {k: pd.read_parquet(p, columns=list(dict.fromkeys(cols + extra))) for k, p in sides.items()}
+        model = _model_outputs(job, frames, np)
+        data = {
+            f"{k}_dataset": Dataset(df[cols], label=job["label"], cat_features=cats)
+            for k, df in frames.items()
+        }
+        result = _suite(job, checks, suites, Suite).run(**data, **model)
         for res in result.results:
             item = {"header": res.get_header(), "check": type(res.check).__name__}
             if hasattr(res, "conditions_results"):

@@ -3,6 +3,7 @@ counted like any other check. A check that did not run does not pass (by default
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -50,6 +51,48 @@ def _columns(spec: GateSpec, ctx: Context) -> list[str]:
     return [*features, cols.label]
 
 
+def _model_side(
+    role: str, ctx: Context, train: Dataset | None, columns: list[str], tmp: Path
+) -> tuple[dict[str, Any], Dataset | None]:
+    """The model's predictions for deepchecks' model checks, made here: the model never loads in deepchecks'
+    environment. A model file predicts on the train side too; prediction columns must exist there."""
+    from mlops_gates.data.reader import column_names, read_table
+
+    pol = ctx.policy
+    mc = getattr(pol.columns, role)
+    if mc is None:
+        raise ValueError(f"model: {role} needs the {role}'s prediction columns or models.{role}")
+    job = {
+        "kind": pol.task,
+        "prediction": mc.prediction,
+        "scores": list(mc.score),
+        "positive": pol.positive_label,
+        "classes": list(pol.classes),
+        "threshold": pol.settings.threshold,
+    }
+    if train is None:
+        return job, None
+    wanted = [c for c in (mc.prediction, *mc.score) if c]
+    if role in ctx.pinned:
+        import pyarrow.parquet as pq
+
+        from mlops_gates.models.stage import task_of
+        from mlops_gates.predict import output_columns, run_child
+
+        model = dataclasses.replace(pol.models[role], path=ctx.pinned[role].path)
+        exclude = (pol.columns.label, *([pol.columns.weight] if pol.columns.weight else []))
+        run = run_child(f"{role}-train", model, task_of(pol), train, tmp, exclude, ctx.pinned[role].files)
+        preds = pq.read_table(run.predictions)
+        table = read_table(train, columns)
+        for name, col in zip(wanted, output_columns(task_of(pol)), strict=True):
+            table = table.append_column(name, preds.column(col))
+        pq.write_table(table, tmp / "train+predictions.parquet")
+        return job, Dataset(tmp / "train+predictions.parquet", "parquet")
+    if set(wanted) <= set(column_names(train)):
+        return job, train
+    return job, None  # no predictions on the train side: the model checks run on the evaluation data alone
+
+
 def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
     cfg = spec.config
     env = Path(cfg["env"]) if cfg.get("env") else deepchecks_env.default_path()
@@ -59,6 +102,7 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
         if cfg.get("suite") != "data_integrity" and (cfg.get("suite") or cfg.get("train"))
         else None
     )
+    role = cfg.get("model", "candidate" if cfg.get("suite") == "model_evaluation" else None)
     if cfg.get("suite") == "train_test_validation" and train is None:
         raise ValueError(f"the train_test_validation suite needs data.{cfg.get('train', 'reference')}")
     out_dir = ctx.out_dir or Path(tempfile.mkdtemp(prefix="mlops-gates-dc-"))
@@ -67,6 +111,12 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
     columns = _columns(spec, ctx)
     with tempfile.TemporaryDirectory(prefix="mlops-gates-dc-") as tmp_:
         tmp = Path(tmp_)
+        predictions: dict[str, Any] | None = None
+        if role:
+            predictions, train = _model_side(role, ctx, train, columns, tmp)
+        extra = [
+            c for c in (predictions or {}).get("scores", []) + [(predictions or {}).get("prediction")] if c
+        ]
         job = {
             "suite": cfg.get("suite"),
             "checks": cfg.get("checks", []),
@@ -74,8 +124,9 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
             "label": ctx.policy.columns.label,
             "cat_features": cfg.get("cat_features"),
             "columns": columns,
-            "test": str(_parquet(ctx.policy.eval_data, columns, tmp, "test")),
-            "train": str(_parquet(train, columns, tmp, "train")) if train else None,
+            "test": str(_parquet(ctx.policy.eval_data, columns + extra, tmp, "test")),
+            "train": str(_parquet(train, columns + extra, tmp, "train")) if train else None,
+            "predictions": predictions,
             "html": str(html),
             "out": str(tmp / "out.json"),
         }
@@ -140,5 +191,11 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
             Status.ERROR,
             "deepchecks produced no condition to judge: add conditions to the checks",
         )
-    details = {"html": str(html), "environment": str(env), "checks": [i["header"] for i in result["results"]]}
+    details: dict[str, Any] = {
+        "html": str(html),
+        "environment": str(env),
+        "checks": [i["header"] for i in result["results"]],
+    }
+    if role:
+        details["model"] = {"role": role, "train_predictions": train is not None}
     return summarise(spec.name, spec.type, judge(checks, ctx.policy), ctx.policy, details)

@@ -124,3 +124,75 @@ def test_a_broken_environment_is_an_error_with_the_fix(adult, env, tmp_path):
     crash = {"checks": [{"name": "NoSuchCheck"}]}
     g = run(write_policy(adult / "gates.yml", policy(crash, env)), adult / "out").record["gates"][0]
     assert g["status"] == "ERROR" and "deepchecks failed: AttributeError" in g["reason"]
+
+
+def test_model_evaluation_suite_with_a_scikit_learn_model(adult, env):
+    """The model is trained here and predicts in the gate's environment; deepchecks sees only predictions."""
+    import pandas as pd
+    import skops.io as sio
+    from sklearn.compose import make_column_transformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    numeric, categorical = ["age", "hours_per_week", "education_num"], ["sex", "race", "relationship"]
+    train = pd.read_parquet(adult / "train.parquet")
+    model = make_pipeline(
+        make_column_transformer(
+            (StandardScaler(), numeric), (OneHotEncoder(handle_unknown="ignore"), categorical)
+        ),
+        LogisticRegression(max_iter=500),
+    ).fit(train[numeric + categorical], train["income"])
+    sio.dump(model, adult / "model.skops")
+    pol = policy(
+        {
+            "suite": "model_evaluation",
+            "features": numeric + categorical,
+            "cat_features": categorical,
+            "checks": [
+                {
+                    "name": "TrainTestPerformance",
+                    "conditions": [
+                        {"name": "add_condition_test_performance_greater_than", "params": {"min_score": 0.97}}
+                    ],
+                }
+            ],
+        },
+        env,
+    )
+    del pol["columns"]["candidate"]
+    pol["models"] = {"candidate": {"path": "model.skops", "features": numeric + categorical}}
+    out = run(write_policy(adult / "gates.yml", pol), adult / "out")
+    g = out.record["gates"][0]
+    assert g["details"]["model"] == {"role": "candidate", "train_predictions": True}
+    scopes = {m["scope"]: m for m in g["metrics"]}
+    # the suite's own conditions ran on the model's predictions: a real, passing one ...
+    roc = [s for s in scopes if s.startswith("ROC Report") and scopes[s]["status"] == "PASS"]
+    assert roc, sorted(scopes)
+    # ... and ours, which a 0.83-accurate model cannot meet
+    failed = [s for s in scopes if "Scores are greater than 0.97" in s]
+    assert failed and all(scopes[s]["status"] == "FAIL" for s in failed), sorted(scopes)
+    assert out.decision.verdict == "REJECT"
+    html = Path(g["details"]["html"]).read_text()
+    assert "Train Test Performance" in html
+
+
+def test_model_evaluation_on_prediction_columns_without_train_predictions(adult, env):
+    gate = {
+        "checks": [{"name": "RocReport", "conditions": [{"name": "add_condition_auc_greater_than"}]}],
+        "model": "candidate",
+        "train": "reference",
+    }
+    pol = policy(gate, env)
+    t = pq.read_table(adult / "train.parquet")
+    pq.write_table(t.drop(["score"]), adult / "train.parquet")  # the reference data has no predictions
+    out = run(write_policy(adult / "gates.yml", pol), adult / "out")
+    g = out.record["gates"][0]
+    assert g["status"] != "ERROR", g["reason"]
+    assert g["details"]["model"] == {"role": "candidate", "train_predictions": False}
+    assert g["status"] != "ERROR", g["reason"]
+    # random scores: deepchecks' ROC condition (AUC > 0.7) fails on them
+    assert any(m["status"] == "FAIL" and m["scope"].startswith("ROC Report") for m in g["metrics"])
+    pol["gates"][0]["model"] = "baseline"  # the policy names no baseline
+    g = run(write_policy(adult / "gates.yml", pol), adult / "out").record["gates"][0]
+    assert g["status"] == "ERROR" and "model: baseline needs the baseline's prediction columns" in g["reason"]
