@@ -507,6 +507,12 @@ def demo(out_dir: Path) -> None:
     sys.exit(_verdict_code(outcome.decision.verdict))
 
 
+from mlops_gates.promotion import cli as _promotion  # noqa: E402  (commands of their own module)
+
+for _command in (_promotion.register, _promotion.promote, _promotion.rollback, _promotion.audit):
+    cli.add_command(_command)
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)

@@ -58,10 +58,11 @@ def ci_context(env: dict[str, str] | None = None) -> dict[str, Any] | None:
                 event = json.loads(Path(event_path).read_text())
                 pr = (event.get("pull_request") or {}).get("number")
                 head = ((event.get("pull_request") or {}).get("head") or {}).get("sha")
+                author = ((event.get("pull_request") or {}).get("user") or {}).get("login")
             except (OSError, ValueError):
-                head = None
+                head = author = None
         else:
-            head = None
+            head = author = None
         return {
             "platform": "github",
             "repository": repo,
@@ -71,6 +72,8 @@ def ci_context(env: dict[str, str] | None = None) -> dict[str, Any] | None:
             "run_url": f"{server}/{repo}/actions/runs/{e['GITHUB_RUN_ID']}"
             if repo and e.get("GITHUB_RUN_ID")
             else None,
+            "actor": e.get("GITHUB_ACTOR"),  # who ran it
+            "author": author or e.get("GITHUB_ACTOR"),  # whose change it is: the pull request's author
         }
     if e.get("GITLAB_CI") == "true":
         mr = e.get("CI_MERGE_REQUEST_IID")
@@ -81,6 +84,8 @@ def ci_context(env: dict[str, str] | None = None) -> dict[str, Any] | None:
             "ref": e.get("CI_COMMIT_REF_NAME"),
             "merge_request": int(mr) if mr and mr.isdigit() else None,
             "run_url": e.get("CI_JOB_URL") or e.get("CI_PIPELINE_URL"),
+            "actor": e.get("GITLAB_USER_LOGIN"),
+            "author": e.get("GITLAB_USER_LOGIN"),
         }
     return None
 

@@ -14,8 +14,9 @@ from typing import Any
 import yaml
 
 from mlops_gates import metrics as M
-from mlops_gates.errors import PolicyError
+from mlops_gates.errors import GateError, PolicyError
 from mlops_gates.models.base import ModelSpec
+from mlops_gates.signing.verify import Signer
 
 MAX_POLICY_BYTES = 1 << 20
 Problem = tuple[str, str, "str | None"]
@@ -94,6 +95,32 @@ class GateSpec:
 
 
 @dataclass(frozen=True)
+class Environment:
+    """One step of promotion: who may move a model into it, and whose signatures it trusts."""
+
+    name: str
+    signers: tuple[Signer, ...]
+    approvers: tuple[str, ...] | None = None  # None: anyone who can run the promotion
+    distinct_from_author: bool = False
+    min_time_in_previous: float = 0.0  # seconds
+    canary: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Promotion:
+    environments: tuple[Environment, ...]
+    registry: str | None = None
+    max_decision_age: float = 30 * 86400.0  # seconds
+
+    def env(self, name: str) -> tuple[int, Environment]:
+        for i, e in enumerate(self.environments):
+            if e.name == name:
+                return i, e
+        names = ", ".join(e.name for e in self.environments)
+        raise GateError(f"no environment named {name!r}", hint=f"the policy's environments are: {names}")
+
+
+@dataclass(frozen=True)
 class Policy:
     path: Path
     digest: str
@@ -108,6 +135,7 @@ class Policy:
     on: OnOutcome
     gates: tuple[GateSpec, ...]
     models: dict[str, ModelSpec] = field(default_factory=dict, hash=False, compare=False)
+    promotion: Promotion | None = None
 
 
 # ---------------------------------------------------------------- YAML with line numbers
@@ -471,6 +499,22 @@ def _semantic_problems(data: dict[str, Any], lines: dict[str, int]) -> list[Prob
                     "add data.training.path",
                 )
             )
+    envs = data.get("promotion", {}).get("environments", [])
+    env_names = [e["name"] for e in envs]
+    for i, e in enumerate(envs):
+        if env_names.count(e["name"]) > 1 and env_names.index(e["name"]) < i:
+            problems.append(
+                (_where(["promotion", "environments", i, "name"], lines), f"'{e['name']}' twice", None)
+            )
+        steps = e.get("canary", [])
+        if steps != sorted(set(steps)):
+            problems.append(
+                (
+                    _where(["promotion", "environments", i, "canary"], lines),
+                    "canary steps must increase",
+                    "list the traffic percentages in the order they are reached, e.g. [10, 50]",
+                )
+            )
     names = [g.get("name", g["type"]) for g in data["gates"]]
     for n in {n for n in names if names.count(n) > 1}:
         problems.append(("gates", f"two gates are named '{n}'", "give each a distinct name"))
@@ -499,6 +543,43 @@ def _model_spec(m: dict[str, Any], base: Path) -> ModelSpec:
         batch_size=int(m.get("batch_size", 4096)),
         output=m.get("output", "auto"),
     )
+
+
+def seconds(duration: str) -> float:
+    """'90s', '30m', '12h', '7d' (the schema has checked the form)."""
+    return float(duration[:-1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[duration[-1]]
+
+
+def _promotion(d: dict[str, Any], base: Path) -> Promotion:
+    def path(v: str | None) -> Path | None:
+        return None if v is None else (Path(v) if Path(v).is_absolute() else base / v)
+
+    envs = tuple(
+        Environment(
+            name=e["name"],
+            signers=tuple(
+                Signer(
+                    key=path(s.get("key")),
+                    identity=s.get("identity"),
+                    identity_regexp=s.get("identity_regexp"),
+                    issuer=s.get("issuer"),
+                    trust_root=path(s.get("trust_root")),
+                    repository=s.get("repository"),
+                    ref=s.get("ref"),
+                )
+                for s in e["signers"]
+            ),
+            approvers=tuple(e["approvers"]) if "approvers" in e else None,
+            distinct_from_author=bool(e.get("distinct_from_author", False)),
+            min_time_in_previous=seconds(e.get("min_time_in_previous", "0s")),
+            canary=tuple(e.get("canary", [])),
+        )
+        for e in d["environments"]
+    )
+    reg = d.get("registry")
+    if reg is not None and "://" not in reg:
+        reg = str(path(reg))
+    return Promotion(envs, reg, seconds(d.get("max_decision_age", "30d")))
 
 
 def _dataset(d: dict[str, Any], base: Path) -> Dataset:
@@ -583,4 +664,5 @@ def load(path: str | Path) -> Policy:
         on=OnOutcome(**data.get("on", {})),
         gates=tuple(gates),
         models={role: _model_spec(m, base) for role, m in data.get("models", {}).items()},
+        promotion=_promotion(data["promotion"], base) if "promotion" in data else None,
     )

@@ -210,7 +210,7 @@ def test_slices_are_checked_and_small_slices_flagged(binary_case):
 def test_ci_context_from_github_environment(binary_case, monkeypatch, tmp_path):
     folder, _ = binary_case
     event = tmp_path / "event.json"
-    event.write_text(json.dumps({"pull_request": {"number": 42, "head": {"sha": "a" * 40}}}))
+    event.write_text(json.dumps({"pull_request": {"number": 42, "head": {"sha": "a" * 40}, "user": {"login": "carol"}}}))
     for k, v in {
         "GITHUB_ACTIONS": "true",
         "GITHUB_REPOSITORY": "acme/models",
@@ -219,6 +219,7 @@ def test_ci_context_from_github_environment(binary_case, monkeypatch, tmp_path):
         "GITHUB_SERVER_URL": "https://github.example.com",
         "GITHUB_EVENT_PATH": str(event),
         "GITHUB_REF": "refs/pull/42/merge",
+        "GITHUB_ACTOR": "ci-bot",
     }.items():
         monkeypatch.setenv(k, v)
     ci = evaluate(folder, binary_policy()).record["ci"]
@@ -229,6 +230,8 @@ def test_ci_context_from_github_environment(binary_case, monkeypatch, tmp_path):
         "ref": "refs/pull/42/merge",
         "pull_request": 42,
         "run_url": "https://github.example.com/acme/models/actions/runs/7",
+        "actor": "ci-bot",
+        "author": "carol",  # the pull request's author, whoever re-ran the job
     }
 
 
@@ -322,6 +325,7 @@ def test_ci_context_from_gitlab_environment(binary_case, monkeypatch):
         "CI_COMMIT_REF_NAME": "feat",
         "CI_MERGE_REQUEST_IID": "9",
         "CI_JOB_URL": "https://gitlab.example.com/grp/models/-/jobs/5",
+        "GITLAB_USER_LOGIN": "dave",
     }.items():
         monkeypatch.setenv(k, v)
     ci = evaluate(folder, binary_policy()).record["ci"]
@@ -332,6 +336,8 @@ def test_ci_context_from_gitlab_environment(binary_case, monkeypatch):
         "ref": "feat",
         "merge_request": 9,
         "run_url": "https://gitlab.example.com/grp/models/-/jobs/5",
+        "actor": "dave",
+        "author": "dave",
     }
 
 

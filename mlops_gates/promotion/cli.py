@@ -1,0 +1,236 @@
+"""The promotion commands: register, promote, rollback, audit. Messages go to stderr, the deployment
+descriptor (JSON) to stdout, so `mlops-gates promote ... > deploy.json` works."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from mlops_gates.errors import ExitCode, GateError
+
+if TYPE_CHECKING:
+    from mlops_gates.policy import Policy
+    from mlops_gates.promotion.registry import Registry
+
+POLICY = click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="gates.yml",
+    show_default=True,
+)
+REGISTRY = click.option(
+    "--registry", default=None, help="A registry folder (default: the policy's promotion.registry)."
+)
+ACTOR = click.option(
+    "--actor", default=None, help="Who is acting (default: GITHUB_ACTOR or GITLAB_USER_LOGIN in CI)."
+)
+OUT = click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the descriptor here.",
+)
+
+
+def _actor(actor: str | None) -> str:
+    found = actor or os.environ.get("GITHUB_ACTOR") or os.environ.get("GITLAB_USER_LOGIN")
+    if not found:
+        raise click.UsageError("who is acting? pass --actor NAME (in CI it comes from the platform)")
+    return found
+
+
+def _open(registry: str | None, pol: Policy | None, policy_path: Path) -> Registry:
+    from mlops_gates.promotion.registry import open_registry
+
+    where = registry or (pol.promotion.registry if pol and pol.promotion else None)
+    if not where:
+        raise GateError(
+            "no registry given",
+            where=str(policy_path),
+            hint="pass --registry PATH, or set promotion.registry in the policy",
+        )
+    return open_registry(where)
+
+
+def _load(policy_path: Path) -> Policy:
+    from mlops_gates import policy as pol
+
+    return pol.load(policy_path)
+
+
+def _run_url() -> str | None:
+    from mlops_gates.decision import ci_context
+
+    return (ci_context() or {}).get("run_url")
+
+
+def _emit(outcome: Any, out: Path | None) -> None:
+    for c in outcome.checks:
+        click.echo(f"ok  {c}", err=True)
+    text = json.dumps(outcome.descriptor, indent=2) + "\n"
+    if out:
+        out.write_text(text)
+    click.echo(text, nl=False)
+
+
+def _refused(exc: GateError) -> None:
+    click.echo(f"REFUSED {exc.render()}", err=True)
+    sys.exit(exc.exit_code)
+
+
+@click.command()
+@click.argument("model_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--model", "name", required=True, help="The model's name in the registry.")
+@click.option(
+    "--signature",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Its signature (default MODEL_DIR/model.sig when present).",
+)
+@click.option(
+    "--decision",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Its decision attestation (default MODEL_DIR/model.decision.sig when present).",
+)
+@REGISTRY
+@POLICY
+@ACTOR
+def register(
+    model_dir: Path,
+    name: str,
+    signature: Path | None,
+    decision: Path | None,
+    registry: str | None,
+    policy_path: Path,
+    actor: str | None,
+) -> None:
+    """Add a model folder to the registry as a write-once version; prints its digest."""
+    from mlops_gates.promotion.promote import register as do
+
+    reg = _open(registry, None if registry else _load(policy_path), policy_path)
+    sig = signature or (model_dir / "model.sig" if (model_dir / "model.sig").is_file() else None)
+    dec = decision or (
+        model_dir / "model.decision.sig" if (model_dir / "model.decision.sig").is_file() else None
+    )
+    for p in (signature, decision):
+        if p is not None and not p.is_file():
+            raise GateError("not found", where=str(p), hint="pass the file `mlops-gates sign` wrote")
+    actor_ = actor or os.environ.get("GITHUB_ACTOR") or os.environ.get("GITLAB_USER_LOGIN")
+    version, new = do(reg, name, model_dir, sig, dec, actor=actor_)
+    state = "registered" if new else "already registered (no change)"
+    click.echo(
+        f"{name} {version.digest} {state}" + ("" if sig else "; unsigned: it cannot be promoted"), err=True
+    )
+    click.echo(version.digest)
+
+
+@click.command()
+@click.option("--model", "name", required=True)
+@click.option("--digest", required=True, help="sha256:HEX, as register printed it.")
+@click.option("--to", "to", required=True, help="The environment to promote into.")
+@click.option(
+    "--traffic", type=click.IntRange(1, 99), default=None, help="A canary step: this share of traffic."
+)
+@POLICY
+@REGISTRY
+@ACTOR
+@OUT
+def promote(
+    name: str,
+    digest: str,
+    to: str,
+    traffic: int | None,
+    policy_path: Path,
+    registry: str | None,
+    actor: str | None,
+    out: Path | None,
+) -> None:
+    """Promote a registered version into an environment, if the evidence and the rules allow it."""
+    from mlops_gates.promotion.promote import promote as do
+    from mlops_gates.promotion.registry import Refused, Tampered
+
+    pol = _load(policy_path)
+    reg = _open(registry, pol, policy_path)
+    try:
+        outcome = do(reg, pol, name, digest, to, actor=_actor(actor), traffic=traffic, ci_run_url=_run_url())
+    except (Refused, Tampered) as exc:
+        _refused(exc)
+    _emit(outcome, out)
+    what = f"{traffic}% canary" if traffic else "promoted"
+    click.echo(f"{name} {digest} {what} in {to}" if outcome.entry else outcome.checks[0], err=True)
+
+
+@click.command()
+@click.option("--model", "name", required=True)
+@click.option("--env", "env", required=True, help="The environment to roll back.")
+@POLICY
+@REGISTRY
+@ACTOR
+@OUT
+def rollback(
+    name: str, env: str, policy_path: Path, registry: str | None, actor: str | None, out: Path | None
+) -> None:
+    """Withdraw a canary, or go back to the previous stable version that still verifies, in one step."""
+    from mlops_gates.promotion.promote import rollback as do
+    from mlops_gates.promotion.registry import Refused, Tampered
+
+    pol = _load(policy_path)
+    reg = _open(registry, pol, policy_path)
+    try:
+        outcome = do(reg, pol, name, env, actor=_actor(actor), ci_run_url=_run_url())
+    except (Refused, Tampered) as exc:
+        _refused(exc)
+    _emit(outcome, out)
+
+
+@click.group()
+def audit() -> None:
+    """The registry's audit log: check it, or show its history."""
+
+
+@audit.command("verify")
+@REGISTRY
+@POLICY
+def audit_verify(registry: str | None, policy_path: Path) -> None:
+    """Check the chain, its head, every pointer against the log, and every version's files. Exit 1 if broken."""
+    from mlops_gates.promotion.promote import verify_registry
+
+    reg = _open(registry, None if registry else _load(policy_path), policy_path)
+    n, problems = verify_registry(reg)
+    for p in problems:
+        click.echo(f"BROKEN {p}", err=True)
+    if problems:
+        sys.exit(ExitCode.BLOCKED)
+    click.echo(f"ok  {n} entries, chain and head intact; pointers match the log; every version's files match")
+
+
+@audit.command("show")
+@REGISTRY
+@POLICY
+@click.option("--model", "name", default=None, help="Only this model.")
+@click.option("--json", "as_json", is_flag=True, help="The entries as JSON lines.")
+def audit_show(registry: str | None, policy_path: Path, name: str | None, as_json: bool) -> None:
+    """Print the history, oldest first."""
+    from mlops_gates.promotion.promote import state
+
+    reg = _open(registry, None if registry else _load(policy_path), policy_path)
+    entries, _ = state(reg)
+    for e in entries:
+        if name and e["model"] != name:
+            continue
+        if as_json:
+            click.echo(json.dumps(e, sort_keys=True))
+            continue
+        where = f"{e['from'] or '-'} -> {e['to']}" if e["to"] else ""
+        traffic = f" {e['traffic']}%" if e["traffic"] is not None else ""
+        click.echo(
+            f"{e['seq']:>4} {e['time']} {e['action']:<8} {e['outcome']:<7} {e['model']} "
+            f"{(e['digest'] or '-')[:19]} {where}{traffic} by {e['actor'] or '?'}: {e['reason']}"
+        )

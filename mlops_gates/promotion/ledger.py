@@ -1,0 +1,83 @@
+"""Where the audit log lives: a folder with audit.jsonl, its head record, and the lock that makes each
+promotion one atomic step (read state, check, write) among racing CI jobs."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from mlops_gates.errors import GateError
+from mlops_gates.promotion.audit import AuditBroken, chained, head_of, parse
+
+LOCK_TIMEOUT = 30.0
+
+
+class Busy(GateError):
+    """Another promotion holds the registry."""
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    with tmp.open("rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class Ledger:
+    def __init__(self, root: Path):
+        self.root = root
+        self.log = root / "audit.jsonl"
+        self.head = root / "audit.head.json"
+
+    @contextlib.contextmanager
+    def locked(self, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+        """An exclusive lock (flock: released by the kernel if the holder dies, so no stale lock)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / ".lock").open("a") as f:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise Busy(
+                            f"another promotion has held the registry for over {timeout:.0f} s",
+                            where=str(self.root),
+                            hint="retry when it has finished",
+                        ) from None
+                    time.sleep(0.05)
+            try:
+                yield
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+    def entries(self) -> list[dict[str, Any]]:
+        """The whole log, checked: every link of the chain, and its end against the head record."""
+        lines = self.log.read_text().splitlines() if self.log.is_file() else []
+        entries = parse(lines)
+        head = json.loads(self.head.read_text()) if self.head.is_file() else {"seq": 0}
+        if head.get("seq") != len(entries) or (entries and head.get("hash") != entries[-1]["hash"]):
+            raise AuditBroken(
+                len(entries) + 1 if head.get("seq", 0) > len(entries) else len(entries),
+                f"the log ends at entry {len(entries)} but its head record says {head.get('seq')}: "
+                "entries were removed or added by hand",
+            )
+        return entries
+
+    def append(self, fields: dict[str, Any], entries: list[dict[str, Any]]) -> dict[str, Any]:
+        """Append after the given (already read, under the lock) entries; returns the new entry."""
+        entry = chained(fields, head_of(entries))
+        with self.log.open("a") as f:
+            f.write(json.dumps(entry, sort_keys=True, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        write_atomic(self.head, json.dumps({"seq": entry["seq"], "hash": entry["hash"]}) + "\n")
+        return entry

@@ -1,0 +1,304 @@
+"""Promotion end to end: real models trained here, gated, signed and registered, then walked through
+staging, canary and production; every rule refuses what it should, and tampering is caught."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from mlops_gates import policy as policy_mod
+from mlops_gates.evaluate import run
+from mlops_gates.promotion.audit import parse_time
+from mlops_gates.promotion.promote import promote, register, rollback, state, verify_registry
+from mlops_gates.promotion.registry import Refused, Tampered, open_registry
+from mlops_gates.signing.envelope import PrivateKey
+from mlops_gates.signing.sign import sign
+from tests.conftest import cli_main, write_policy
+from tests.integration.test_signing import keypair
+
+HOUR = dt.timedelta(hours=1)
+
+
+def data(n: int, seed: int) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    y = (rng.random(n) < 1 / (1 + np.exp(-(2 * X[:, 0] - X[:, 1])))).astype(int)
+    return pa.table({"x1": X[:, 0], "x2": X[:, 1], "x3": X[:, 2], "label": y})
+
+
+class Release:
+    """A repository with a gates.yml, a release key, and a registry; models go through it as CI would."""
+
+    def __init__(self, root: Path, monkeypatch: pytest.MonkeyPatch):
+        self.root, self.mp = root, monkeypatch
+        pq.write_table(data(2000, 1), root / "eval.parquet")
+        self.train = data(2000, 2).to_pandas()
+        self.key, pub = keypair(root)
+        self.other_key, _ = keypair(root / "other" if (root / "other").mkdir() is None else root)
+        self.policy = write_policy(
+            root / "gates.yml",
+            {
+                "version": 1,
+                "task": "binary",
+                "positive_label": 1,
+                "data": {"eval": {"path": "eval.parquet"}},
+                "columns": {"label": "label"},
+                "models": {"candidate": {"path": "candidate"}},
+                "settings": {"bootstrap": {"replicates": 200}},
+                "gates": [{"type": "accuracy", "metrics": [{"metric": "roc_auc", "op": ">=", "value": 0.7}]}],
+                "promotion": {
+                    "registry": "registry",
+                    "max_decision_age": "7d",
+                    "environments": [
+                        {"name": "staging", "signers": [{"key": pub.name}]},
+                        {"name": "canary", "signers": [{"key": pub.name}], "min_time_in_previous": "1h"},
+                        {
+                            "name": "production",
+                            "signers": [{"key": pub.name}],
+                            "approvers": ["alice", "carol"],
+                            "distinct_from_author": True,
+                            "canary": [10, 50],
+                        },
+                    ],
+                },
+            },
+        )
+        self.pol = policy_mod.load(self.policy)
+        self.reg = open_registry(root / "registry")
+
+    def model(self, name: str, features: list[str], *, key: Path | None = None, signed: bool = True) -> str:
+        """Train, gate (as carol's pull request in CI), sign with the release key, register; the digest."""
+        import skops.io as sio
+        from sklearn.linear_model import LogisticRegression
+
+        cand = self.root / "candidate"
+        shutil.rmtree(cand, ignore_errors=True)
+        cand.mkdir()
+        model = LogisticRegression().fit(self.train[features], self.train["label"])
+        sio.dump(model, cand / "model.skops")
+        (cand / "features.json").write_text(json.dumps(features))
+        with self.mp.context() as m:
+            for k, v in {
+                "GITHUB_ACTIONS": "true",
+                "GITHUB_ACTOR": "carol",
+                "GITHUB_REPOSITORY": "acme/models",
+                "GITHUB_RUN_ID": "7",
+            }.items():
+                m.setenv(k, v)
+            out = run(self.policy, self.root / f"out-{name}")
+        self.verdict = out.decision.verdict
+        folder = self.root / "releases" / name
+        shutil.copytree(cand, folder)
+        if signed:
+            sign(
+                folder, PrivateKey.load(key or self.key), decision=self.root / f"out-{name}" / "decision.json"
+            )
+        version, new = register(
+            self.reg,
+            "churn",
+            folder,
+            folder / "model.sig" if signed else None,
+            folder / "model.decision.sig" if signed else None,
+            actor="ci-bot",
+        )
+        assert new
+        self.decided = parse_time(out.record["created_at"])
+        return version.digest
+
+    def promote(
+        self, digest: str, to: str, after: dt.timedelta, actor: str = "alice", traffic: int | None = None
+    ):
+        return promote(
+            self.reg, self.pol, "churn", digest, to, actor=actor, traffic=traffic, now=self.decided + after
+        )
+
+
+@pytest.fixture
+def release(tmp_path, monkeypatch) -> Release:
+    monkeypatch.chdir(tmp_path)
+    return Release(tmp_path, monkeypatch)
+
+
+def cli(r: Release, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = cli_main(r.mp, *args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def refused(call, *args, **kw) -> str:
+    with pytest.raises(Refused) as info:
+        call(*args, **kw)
+    return info.value.message
+
+
+def test_a_model_walks_through_staging_canary_and_production_and_back(release):
+    r = release
+    a = r.model("a", ["x1", "x2"])
+    assert r.verdict == "PROMOTE"
+    assert "environments cannot be skipped" in refused(r.promote, a, "canary", HOUR)
+    r.promote(a, "staging", HOUR, actor="ci-bot")
+    assert "needs 1 h" in refused(r.promote, a, "canary", 1.5 * HOUR)  # 0.5 h in staging
+    r.promote(a, "canary", 3 * HOUR, actor="ci-bot")
+    assert "ci-bot may not promote into production" in refused(r.promote, a, "production", 4 * HOUR, "ci-bot")
+    assert "carol wrote this change" in refused(r.promote, a, "production", 4 * HOUR, "carol")
+    first = r.promote(a, "production", 4 * HOUR)  # nothing serves yet: no canary to go through
+    assert first.descriptor["traffic"] == [{"digest": a, "percent": 100, "uri": first.descriptor["uri"]}]
+    assert Path(first.descriptor["uri"], "model.skops").is_file()
+
+    b = r.model("b", ["x1", "x2", "x3"])
+    r.promote(b, "staging", HOUR)
+    r.promote(b, "canary", 2 * HOUR)
+    assert "through canary steps first" in refused(r.promote, b, "production", 3 * HOUR)
+    assert "not a canary step" in refused(r.promote, b, "production", 3 * HOUR, traffic=20)
+    step = r.promote(b, "production", 3 * HOUR, traffic=10)
+    assert [(t["digest"], t["percent"]) for t in step.descriptor["traffic"]] == [(a, 90), (b, 10)]
+    assert "steps only go up" in refused(r.promote, b, "production", 3 * HOUR, traffic=10)
+    r.promote(b, "production", 4 * HOUR, traffic=50)
+    done = r.promote(b, "production", 5 * HOUR)
+    assert done.descriptor["digest"] == b and len(done.descriptor["traffic"]) == 1
+
+    back = rollback(r.reg, r.pol, "churn", "production", actor="alice", now=r.decided + 6 * HOUR)
+    assert back.descriptor["digest"] == a and back.entry["replaced"] == b
+    _, pointers = state(r.reg)
+    assert pointers[("churn", "production")].digest == a and pointers[("churn", "staging")].digest == b
+    n, problems = verify_registry(r.reg)
+    assert problems == [] and n > 10
+    actions = [(e["action"], e["outcome"]) for e in r.reg.ledger.entries()]
+    assert actions.count(("promote", "refused")) == 5 and ("rollback", "done") in actions
+
+
+def test_refuses_unsigned_held_stale_and_foreign_models(release):
+    r = release
+    unsigned = r.model("u", ["x1", "x2"], signed=False)
+    assert "is not signed" in refused(r.promote, unsigned, "staging", HOUR)
+    weak = r.model("weak", ["x3"])  # x3 carries no signal: the accuracy gate fails
+    assert r.verdict != "PROMOTE"
+    assert f"the gate decided {r.verdict}, not PROMOTE" in refused(r.promote, weak, "staging", HOUR)
+    good = r.model("good", ["x1", "x2"])
+    assert "days old; the policy accepts 7" in refused(r.promote, good, "staging", dt.timedelta(days=8))
+    foreign = r.model("foreign", ["x1"], key=r.other_key)
+    assert "no signer that staging trusts" in refused(r.promote, foreign, "staging", HOUR)
+    # a changed policy invalidates decisions made under the old one
+    text = r.policy.read_text().replace("value: 0.7", "value: 0.71")
+    r.policy.write_text(text)
+    newer = policy_mod.load(r.policy)
+    message = refused(promote, r.reg, newer, "churn", good, "staging", actor="alice", now=r.decided + HOUR)
+    assert "not the current" in message
+    entries = r.reg.ledger.entries()
+    assert [e["outcome"] for e in entries if e["action"] == "promote"] == ["refused"] * 5
+    assert verify_registry(r.reg)[1] == []
+
+
+def test_tampering_is_detected_and_never_followed(release, capsys):
+    r = release
+    a = r.model("a", ["x1", "x2"])
+    b = r.model("b", ["x1", "x2", "x3"])
+    r.promote(a, "staging", HOUR)
+    pointer = r.root / "registry" / "models" / "churn" / "environments" / "staging.json"
+    saved = pointer.read_text()
+    pointer.write_text(saved.replace(a, b))  # a pointer moved by hand
+    with pytest.raises(Tampered, match="staging pointer of churn does not match the audit log"):
+        r.promote(a, "canary", 3 * HOUR)
+    pointer.write_text(saved.replace(a, "sha256:" + "1" * 64))  # to an unknown digest
+    assert any("does not match the audit log" in p for p in verify_registry(r.reg)[1])
+    pointer.write_text(saved)
+
+    weights = Path(r.reg.store.version("churn", b).files) / "model.skops"
+    blob = weights.read_bytes()
+    weights.write_bytes(blob + b"\0")  # a registered version changed
+    assert any("files changed after it was registered: model.skops" in p for p in verify_registry(r.reg)[1])
+    with pytest.raises(Tampered):
+        r.promote(b, "staging", HOUR)
+    weights.write_bytes(blob)
+
+    log = r.root / "registry" / "audit.jsonl"
+    lines = log.read_text().splitlines(keepends=True)
+    edited = json.loads(lines[1])
+    edited["actor"] = "mallory"
+    log.write_text(lines[0] + json.dumps(edited) + "\n" + "".join(lines[2:]))
+    assert verify_registry(r.reg)[1] == [
+        "audit log: entry 2: was changed after it was written (its hash does not match)"
+    ]
+    log.write_text("".join(lines[:-1]))  # the last entry cut off
+    assert "head record says" in verify_registry(r.reg)[1][0]
+    log.write_text("".join(lines[:-1]) + lines[-1][:40])  # cut mid-line
+    assert "is not JSON" in verify_registry(r.reg)[1][0]
+    log.write_text("".join(lines))
+    assert verify_registry(r.reg)[1] == []
+    code, _, err = cli(r, capsys, "audit", "verify", "--registry", "registry")
+    assert code == 0
+    log.write_text("".join([lines[0], lines[2], lines[1], *lines[3:]]))
+    code, _, err = cli(r, capsys, "audit", "verify", "--registry", "registry")
+    assert code == 1 and "BROKEN audit log: entry 2" in err
+
+
+def test_two_racing_promotions_one_wins_the_log_stays_one_chain(release):
+    r = release
+    a = r.model("a", ["x1", "x2"])
+    b = r.model("b", ["x1", "x2", "x3"])
+    results: dict[str, object] = {}
+    barrier = threading.Barrier(2)
+
+    def go(digest: str) -> None:
+        barrier.wait()
+        try:
+            results[digest] = r.promote(digest, "staging", HOUR)
+        except Refused as exc:
+            results[digest] = exc
+
+    # hold the lock so both read the same state, then release it: they race to commit
+    with r.reg.ledger.locked():
+        threads = [threading.Thread(target=go, args=(d,)) for d in (a, b)]
+        for t in threads:
+            t.start()
+        barrier_wait_done = threading.Event()
+        threading.Timer(0.5, barrier_wait_done.set).start()
+        barrier_wait_done.wait()
+    for t in threads:
+        t.join()
+    outcomes = sorted(type(v).__name__ for v in results.values())
+    assert outcomes == ["Outcome", "Refused"], results
+    loser = next(v for v in results.values() if isinstance(v, Refused))
+    assert "retry" in (loser.hint or "")
+    entries = r.reg.ledger.entries()  # parses the whole chain: no gap, no fork
+    assert [e["outcome"] for e in entries if e["action"] == "promote"] == ["done", "refused"]
+    assert verify_registry(r.reg)[1] == []
+
+
+def test_write_once_versions_and_the_cli(release, monkeypatch, capsys):
+    r = release
+    a = r.model("a", ["x1", "x2"])
+    folder = r.root / "releases" / "a"
+    code, out, err = cli(r, capsys, "register", "--registry", "registry", "--model", "churn", str(folder))
+    assert code == 0 and out.strip() == a and "already registered" in err
+    (folder / "model.sig").write_text((folder / "model.sig").read_text().replace('"', '"', 1) + " ")
+    code, out, err = cli(r, capsys, "register", "--registry", "registry", "--model", "churn", str(folder))
+    assert code == 2 and "already registered with other signature" in err
+    code, out, err = cli(
+        r, capsys, "promote", "--model", "churn", "--digest", a, "--to", "staging", "--out", "deploy.json"
+    )
+    assert code == 2 and "pass --actor" in err
+    monkeypatch.setenv("GITHUB_ACTOR", "ci-bot")
+    code, out, err = cli(
+        r, capsys, "promote", "--model", "churn", "--digest", a, "--to", "staging", "--out", "deploy.json"
+    )
+    assert code == 0, err
+    assert json.loads(out) == json.loads((r.root / "deploy.json").read_text())
+    assert json.loads(out)["digest"] == a and "promoted in staging" in err
+    code, out, err = cli(r, capsys, "promote", "--model", "churn", "--digest", a, "--to", "production")
+    assert code == 1 and err.startswith("REFUSED") and "ci-bot may not promote" in err
+    code, out, err = cli(r, capsys, "promote", "--model", "churn", "--digest", "sha256:12", "--to", "staging")
+    assert code == 2 and "is not a digest" in err
+    code, out, err = cli(r, capsys, "rollback", "--model", "churn", "--env", "staging")
+    assert code == 1 and "no earlier version that still verifies" in err
+    code, out, err = cli(r, capsys, "audit", "show")
+    assert code == 0 and out.count("\n") == 4 and "rollback refused" in out
