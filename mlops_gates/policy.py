@@ -277,6 +277,11 @@ def _schema_problems(data: Any, lines: dict[str, int]) -> list[Problem]:
             hint = "add it"
         elif err.validator == "type":
             hint = f"write a {err.validator_value}"
+        elif err.validator == "oneOf" and "signers" in err.absolute_path:
+            msg = "a signer is either a key or an identity with its issuer"
+            hint = "write {key: release.pub} or {identity: URI, issuer: URL} (or identity_regexp)"
+        elif err.validator == "pattern" and err.validator_value == DURATION:
+            hint = "write a duration: 90s, 30m, 12h or 7d"
         problems.append((_where(list(err.absolute_path), lines), msg, hint))
     return problems
 
@@ -543,6 +548,9 @@ def _model_spec(m: dict[str, Any], base: Path) -> ModelSpec:
         batch_size=int(m.get("batch_size", 4096)),
         output=m.get("output", "auto"),
     )
+
+
+DURATION = "^[0-9]+(s|m|h|d)$"
 
 
 def seconds(duration: str) -> float:

@@ -164,3 +164,59 @@ def test_relative_paths_start_at_policy_folder(tmp_path):
     sub.mkdir()
     pol = P.load(write_policy(sub / "gates.yml", binary_policy(data="../data/eval.csv")))
     assert pol.eval_data.path == sub / "../data/eval.csv" and pol.eval_data.format == "csv"
+
+
+@pytest.mark.parametrize(
+    "environments, expected",
+    [
+        ([{"name": "prod", "signers": [{"key": "k.pub"}]}] * 2, "'prod' twice"),
+        ([{"name": "prod", "signers": [{"key": "k.pub"}], "canary": [50, 10]}], "canary steps must increase"),
+        ([{"name": "prod", "signers": []}], "promotion.environments[0].signers"),
+        ([{"name": "prod", "signers": [{"key": "k.pub", "identity": "x", "issuer": "y"}]}], "signers[0]"),
+        ([{"name": "prod", "signers": [{"identity": "x"}]}], "signers[0]"),
+        ([{"name": "prod", "signers": [{"key": "k"}], "min_time_in_previous": "1 week"}], "min_time_in_previous"),
+    ],
+)
+def test_promotion_section_errors(tmp_path, environments, expected):
+    pol = binary_policy()
+    pol["promotion"] = {"environments": environments}
+    assert expected in problems(tmp_path, __import__("json").dumps(pol))  # JSON is YAML, without aliases
+
+
+def test_promotion_section_loads(tmp_path):
+    pol = binary_policy()
+    pol["promotion"] = {
+        "registry": "reg",
+        "max_decision_age": "12h",
+        "environments": [
+            {"name": "staging", "signers": [{"key": "keys/release.pub"}]},
+            {
+                "name": "production",
+                "signers": [{"identity_regexp": "^https://github.com/acme/.*$", "issuer": "https://iss"}],
+                "approvers": ["alice"],
+                "distinct_from_author": True,
+                "min_time_in_previous": "30m",
+                "canary": [10, 50],
+            },
+        ],
+    }
+    p = P.load(write_policy(tmp_path / "gates.yml", pol)).promotion
+    assert p is not None and p.registry == str(tmp_path / "reg") and p.max_decision_age == 12 * 3600
+    assert p.environments[0].signers[0].key == tmp_path / "keys/release.pub"
+    idx, prod = p.env("production")
+    assert idx == 1 and prod.min_time_in_previous == 1800 and prod.canary == (10, 50)
+    with pytest.raises(P.GateError, match="no environment named 'prod'"):
+        p.env("prod")
+
+
+def test_every_shipped_schema_is_a_valid_json_schema():
+    import json
+    from importlib import resources
+
+    import jsonschema
+
+    folder = resources.files("mlops_gates").joinpath("schemas")
+    names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".json"))
+    assert "audit-entry.v1.schema.json" in names
+    for name in names:
+        jsonschema.Draft202012Validator.check_schema(json.loads(folder.joinpath(name).read_text()))
