@@ -35,7 +35,14 @@ DEEPCHECKS := .cache/deepchecks/mlops-gates-deepchecks.json
 $(DEEPCHECKS): $(BIN)/.installed
 	$(BIN)/mlops-gates deepchecks setup --path .cache/deepchecks
 
-test: lint $(OCTOKIT) $(BIN)/.torch $(DEEPCHECKS)
+# a real MLflow tracking server for the MLflow registry's tests (mlflow pins pyarrow < 26: its own environment)
+MLFLOW := .cache/mlflow/.installed
+$(MLFLOW):
+	$(PYTHON) -m venv .cache/mlflow
+	.cache/mlflow/bin/python -m pip install -q mlflow==3.17.2
+	touch $@
+
+test: lint $(OCTOKIT) $(BIN)/.torch $(DEEPCHECKS) $(MLFLOW)
 	$(BIN)/python -m pytest -q
 
 clean:

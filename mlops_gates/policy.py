@@ -111,6 +111,7 @@ class Promotion:
     environments: tuple[Environment, ...]
     registry: str | None = None
     max_decision_age: float = 30 * 86400.0  # seconds
+    ledger: Path | None = None  # where the audit log lives (default: in the registry folder)
 
     def env(self, name: str) -> tuple[int, Environment]:
         for i, e in enumerate(self.environments):
@@ -587,7 +588,7 @@ def _promotion(d: dict[str, Any], base: Path) -> Promotion:
     reg = d.get("registry")
     if reg is not None and "://" not in reg:
         reg = str(path(reg))
-    return Promotion(envs, reg, seconds(d.get("max_decision_age", "30d")))
+    return Promotion(envs, reg, seconds(d.get("max_decision_age", "30d")), path(d.get("ledger")))
 
 
 def _dataset(d: dict[str, Any], base: Path) -> Dataset:

@@ -72,15 +72,18 @@ class Http:
         path: str,
         *,
         json_body: Any = None,
+        body: bytes | None = None,
         params: dict[str, Any] | None = None,
         ok: Callable[[Response], bool] | None = None,
     ) -> Response:
         url = self.url(path, params)
         shown = self.scrub(f"{method} {urllib.parse.urlsplit(url).path}")
-        data = None if json_body is None else json.dumps(json_body).encode()
+        data = body if json_body is None else json.dumps(json_body).encode()
         headers = {"Accept": "application/json", "User-Agent": "mlops-gates", **self.headers}
-        if data is not None:
+        if json_body is not None:
             headers["Content-Type"] = "application/json"
+        elif body is not None:
+            headers["Content-Type"] = "application/octet-stream"
         start = self.clock()
         attempt = 0
         while True:

@@ -25,7 +25,15 @@ POLICY = click.option(
     show_default=True,
 )
 REGISTRY = click.option(
-    "--registry", default=None, help="A registry folder (default: the policy's promotion.registry)."
+    "--registry",
+    default=None,
+    help="A registry folder or mlflow+http(s)://HOST:PORT (default: the policy's promotion.registry).",
+)
+LEDGER = click.option(
+    "--ledger",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The audit log's folder (default: the policy's promotion.ledger, or the registry folder).",
 )
 ACTOR = click.option(
     "--actor", default=None, help="Who is acting (default: GITHUB_ACTOR or GITLAB_USER_LOGIN in CI)."
@@ -45,17 +53,24 @@ def _actor(actor: str | None) -> str:
     return found
 
 
-def _open(registry: str | None, pol: Policy | None, policy_path: Path) -> Registry:
+def _open(
+    registry: str | None, ledger: Path | None, policy_path: Path, pol: Policy | None = None
+) -> Registry:
+    """The registry and ledger the options name, else the policy's (read only when needed)."""
     from mlops_gates.promotion.registry import open_registry
 
-    where = registry or (pol.promotion.registry if pol and pol.promotion else None)
+    enough = registry is not None and (ledger is not None or "://" not in registry)
+    if pol is None and not enough:
+        pol = _load(policy_path)
+    promo = pol.promotion if pol else None
+    where = registry or (promo.registry if promo else None)
     if not where:
         raise GateError(
             "no registry given",
             where=str(policy_path),
             hint="pass --registry PATH, or set promotion.registry in the policy",
         )
-    return open_registry(where)
+    return open_registry(where, ledger or (promo.ledger if promo else None))
 
 
 def _load(policy_path: Path) -> Policy:
@@ -100,6 +115,7 @@ def _refused(exc: GateError) -> None:
     help="Its decision attestation (default MODEL_DIR/model.decision.sig when present).",
 )
 @REGISTRY
+@LEDGER
 @POLICY
 @ACTOR
 def register(
@@ -108,13 +124,14 @@ def register(
     signature: Path | None,
     decision: Path | None,
     registry: str | None,
+    ledger: Path | None,
     policy_path: Path,
     actor: str | None,
 ) -> None:
     """Add a model folder to the registry as a write-once version; prints its digest."""
     from mlops_gates.promotion.promote import register as do
 
-    reg = _open(registry, None if registry else _load(policy_path), policy_path)
+    reg = _open(registry, ledger, policy_path)
     sig = signature or (model_dir / "model.sig" if (model_dir / "model.sig").is_file() else None)
     dec = decision or (
         model_dir / "model.decision.sig" if (model_dir / "model.decision.sig").is_file() else None
@@ -140,6 +157,7 @@ def register(
 )
 @POLICY
 @REGISTRY
+@LEDGER
 @ACTOR
 @OUT
 def promote(
@@ -149,6 +167,7 @@ def promote(
     traffic: int | None,
     policy_path: Path,
     registry: str | None,
+    ledger: Path | None,
     actor: str | None,
     out: Path | None,
 ) -> None:
@@ -157,7 +176,7 @@ def promote(
     from mlops_gates.promotion.registry import Refused, Tampered
 
     pol = _load(policy_path)
-    reg = _open(registry, pol, policy_path)
+    reg = _open(registry, ledger, policy_path, pol)
     try:
         outcome = do(reg, pol, name, digest, to, actor=_actor(actor), traffic=traffic, ci_run_url=_run_url())
     except (Refused, Tampered) as exc:
@@ -172,17 +191,24 @@ def promote(
 @click.option("--env", "env", required=True, help="The environment to roll back.")
 @POLICY
 @REGISTRY
+@LEDGER
 @ACTOR
 @OUT
 def rollback(
-    name: str, env: str, policy_path: Path, registry: str | None, actor: str | None, out: Path | None
+    name: str,
+    env: str,
+    policy_path: Path,
+    registry: str | None,
+    ledger: Path | None,
+    actor: str | None,
+    out: Path | None,
 ) -> None:
     """Withdraw a canary, or go back to the previous stable version that still verifies, in one step."""
     from mlops_gates.promotion.promote import rollback as do
     from mlops_gates.promotion.registry import Refused, Tampered
 
     pol = _load(policy_path)
-    reg = _open(registry, pol, policy_path)
+    reg = _open(registry, ledger, policy_path, pol)
     try:
         outcome = do(reg, pol, name, env, actor=_actor(actor), ci_run_url=_run_url())
     except (Refused, Tampered) as exc:
@@ -197,12 +223,13 @@ def audit() -> None:
 
 @audit.command("verify")
 @REGISTRY
+@LEDGER
 @POLICY
-def audit_verify(registry: str | None, policy_path: Path) -> None:
+def audit_verify(registry: str | None, ledger: Path | None, policy_path: Path) -> None:
     """Check the chain, its head, every pointer against the log, and every version's files. Exit 1 if broken."""
     from mlops_gates.promotion.promote import verify_registry
 
-    reg = _open(registry, None if registry else _load(policy_path), policy_path)
+    reg = _open(registry, ledger, policy_path)
     n, problems = verify_registry(reg)
     for p in problems:
         click.echo(f"BROKEN {p}", err=True)
@@ -213,14 +240,17 @@ def audit_verify(registry: str | None, policy_path: Path) -> None:
 
 @audit.command("show")
 @REGISTRY
+@LEDGER
 @POLICY
 @click.option("--model", "name", default=None, help="Only this model.")
 @click.option("--json", "as_json", is_flag=True, help="The entries as JSON lines.")
-def audit_show(registry: str | None, policy_path: Path, name: str | None, as_json: bool) -> None:
+def audit_show(
+    registry: str | None, ledger: Path | None, policy_path: Path, name: str | None, as_json: bool
+) -> None:
     """Print the history, oldest first."""
     from mlops_gates.promotion.promote import state
 
-    reg = _open(registry, None if registry else _load(policy_path), policy_path)
+    reg = _open(registry, ledger, policy_path)
     entries, _ = state(reg)
     for e in entries:
         if name and e["model"] != name:

@@ -23,6 +23,7 @@ SIGNATURE, DECISION = "model.sig", "model.decision.sig"
 class FolderStore:
     def __init__(self, root: Path):
         self.root = root
+        self.shared = False  # a folder holds only its ledger's models
         self.location = str(root)
 
     def _dir(self, model: str, digest: str) -> Path:
@@ -128,7 +129,7 @@ class FolderStore:
         base = self.root / "models"
         return sorted(p.name for p in base.iterdir()) if base.is_dir() else []
 
-    def pointers(self) -> dict[tuple[str, str], dict[str, Any]]:
+    def pointers(self, models: set[str]) -> dict[tuple[str, str], dict[str, Any]]:
         out = {}
         for model in self.models():
             for p in sorted((self.root / "models" / model / "environments").glob("*.json")):

@@ -50,8 +50,11 @@ def state(reg: Registry) -> tuple[list[dict[str, Any]], dict[tuple[str, str], Po
             hint="restore the registry from version control; run `mlops-gates audit verify` for the details",
         ) from None
     derived = replay(entries)
-    stored = reg.store.pointers()
-    for key in sorted(set(stored) | set(derived)):
+    ours = {e["model"] for e in entries}
+    stored = reg.store.pointers(ours)
+    # a shared store (MLflow) may hold other ledgers' models; a folder holds only this ledger's
+    keys = set(derived) | {k for k in stored if k[0] in ours or not reg.store.shared}
+    for key in sorted(keys):
         want = derived[key].as_json(*key) if key in derived else None
         if stored.get(key) != want:
             got = (stored.get(key) or {}).get("digest")
@@ -396,17 +399,16 @@ def verify_registry(reg: Registry) -> tuple[int, list[str]]:
         state(reg)
     except Tampered as exc:
         problems.append(exc.message)
-    for model in getattr(reg.store, "models", lambda: [])():
+    logged = {
+        (e["model"], e["digest"]) for e in entries if e["action"] == "register" and e["outcome"] == "done"
+    }
+    models = {m for m, _ in logged} | (set() if reg.store.shared else set(reg.store.models()))
+    for model in sorted(models):
         for digest in reg.store.versions(model):
             try:
                 reg.store.version(model, digest)
             except GateError as exc:
                 problems.append(f"{model} {digest}: {exc.message}")
-    logged = {
-        (e["model"], e["digest"]) for e in entries if e["action"] == "register" and e["outcome"] == "done"
-    }
-    for model in getattr(reg.store, "models", lambda: [])():
-        for digest in reg.store.versions(model):
             if (model, digest) not in logged:
                 problems.append(f"{model} {digest}: a version the audit log never registered")
     return len(entries), problems

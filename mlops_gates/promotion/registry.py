@@ -40,6 +40,7 @@ class Version:
 
 class Store(Protocol):
     location: str
+    shared: bool  # True: other ledgers' models may live here too (MLflow); a folder is one ledger's
 
     def add(
         self, model: str, files: Path, signature: Path | None, decision: Path | None
@@ -53,8 +54,11 @@ class Store(Protocol):
 
     def versions(self, model: str) -> list[str]: ...
 
-    def pointers(self) -> dict[tuple[str, str], dict[str, Any]]:
-        """Every environment pointer as stored, for comparison with the audit log."""
+    def models(self) -> list[str]: ...
+
+    def pointers(self, models: set[str]) -> dict[tuple[str, str], dict[str, Any]]:
+        """Environment pointers as stored, for comparison with the audit log: those of these models, and in a
+        store that is not shared every other one too."""
         ...
 
     def set_pointer(self, model: str, env: str, pointer: Pointer) -> None: ...
@@ -88,15 +92,19 @@ def check_digest(digest: str) -> str:
     return digest
 
 
-def open_registry(location: str | Path) -> Registry:
-    """A folder path, or mlflow+http(s)://HOST[:PORT] (the audit log then lives in MLOPS_GATES_LEDGER)."""
+def open_registry(location: str | Path, ledger: str | Path | None = None) -> Registry:
+    """A folder path, or mlflow+http(s)://HOST[:PORT], whose audit log and lock live in a ledger folder."""
     loc = str(location)
     if loc.startswith(("mlflow+http://", "mlflow+https://")):
-        raise GateError(
-            "the MLflow registry is not available in this version",
-            where=loc,
-            hint="use a registry folder (a path, for example one in a Git branch)",
-        )
+        from mlops_gates.promotion.mlflow_store import MLflowStore
+
+        if ledger is None:
+            raise GateError(
+                "an MLflow registry needs a ledger folder for its audit log",
+                where=loc,
+                hint="set promotion.ledger in the policy (a folder kept in Git, say) or pass --ledger",
+            )
+        return Registry(MLflowStore(loc), Ledger(Path(ledger)))
     if "://" in loc:
         raise GateError(
             f"unknown registry kind {loc.split('://')[0]!r}",
@@ -106,4 +114,4 @@ def open_registry(location: str | Path) -> Registry:
     from mlops_gates.promotion.folder import FolderStore
 
     root = Path(loc)
-    return Registry(FolderStore(root), Ledger(root))
+    return Registry(FolderStore(root), Ledger(Path(ledger) if ledger else root))

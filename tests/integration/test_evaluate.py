@@ -210,7 +210,9 @@ def test_slices_are_checked_and_small_slices_flagged(binary_case):
 def test_ci_context_from_github_environment(binary_case, monkeypatch, tmp_path):
     folder, _ = binary_case
     event = tmp_path / "event.json"
-    event.write_text(json.dumps({"pull_request": {"number": 42, "head": {"sha": "a" * 40}, "user": {"login": "carol"}}}))
+    event.write_text(
+        json.dumps({"pull_request": {"number": 42, "head": {"sha": "a" * 40}, "user": {"login": "carol"}}})
+    )
     for k, v in {
         "GITHUB_ACTIONS": "true",
         "GITHUB_REPOSITORY": "acme/models",

@@ -5,8 +5,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
+import signal
+import socket
+import subprocess
 import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +33,9 @@ from tests.conftest import cli_main, write_policy
 from tests.integration.test_signing import keypair
 
 HOUR = dt.timedelta(hours=1)
+ROOT = Path(__file__).resolve().parents[2]
+MLFLOW = "3.17.2"
+GATED: dict[tuple[str, tuple[str, ...]], tuple[Path, Path]] = {}  # (policy text, features) -> (model, record)
 
 
 def data(n: int, seed: int) -> pa.Table:
@@ -37,8 +48,10 @@ def data(n: int, seed: int) -> pa.Table:
 class Release:
     """A repository with a gates.yml, a release key, and a registry; models go through it as CI would."""
 
-    def __init__(self, root: Path, monkeypatch: pytest.MonkeyPatch):
-        self.root, self.mp = root, monkeypatch
+    def __init__(
+        self, root: Path, monkeypatch: pytest.MonkeyPatch, registry: str = "registry", name: str = "churn"
+    ):
+        self.root, self.mp, self.name = root, monkeypatch, name
         pq.write_table(data(2000, 1), root / "eval.parquet")
         self.train = data(2000, 2).to_pandas()
         self.key, pub = keypair(root)
@@ -55,7 +68,8 @@ class Release:
                 "settings": {"bootstrap": {"replicates": 200}},
                 "gates": [{"type": "accuracy", "metrics": [{"metric": "roc_auc", "op": ">=", "value": 0.7}]}],
                 "promotion": {
-                    "registry": "registry",
+                    "registry": registry,
+                    "ledger": "ledger" if "://" in registry else "registry",
                     "max_decision_age": "7d",
                     "environments": [
                         {"name": "staging", "signers": [{"key": pub.name}]},
@@ -72,59 +86,132 @@ class Release:
             },
         )
         self.pol = policy_mod.load(self.policy)
-        self.reg = open_registry(root / "registry")
+        self.reg = open_registry(self.pol.promotion.registry, self.pol.promotion.ledger)
 
     def model(self, name: str, features: list[str], *, key: Path | None = None, signed: bool = True) -> str:
         """Train, gate (as carol's pull request in CI), sign with the release key, register; the digest."""
         import skops.io as sio
         from sklearn.linear_model import LogisticRegression
 
-        cand = self.root / "candidate"
-        shutil.rmtree(cand, ignore_errors=True)
-        cand.mkdir()
-        model = LogisticRegression().fit(self.train[features], self.train["label"])
-        sio.dump(model, cand / "model.skops")
-        (cand / "features.json").write_text(json.dumps(features))
-        with self.mp.context() as m:
-            for k, v in {
-                "GITHUB_ACTIONS": "true",
-                "GITHUB_ACTOR": "carol",
-                "GITHUB_REPOSITORY": "acme/models",
-                "GITHUB_RUN_ID": "7",
-            }.items():
-                m.setenv(k, v)
-            out = run(self.policy, self.root / f"out-{name}")
-        self.verdict = out.decision.verdict
+        cache_key = (self.policy.read_text(), tuple(features))
+        if cache_key not in GATED:  # a real gate run; tests with the same policy and model reuse its outcome
+            cand = self.root / "candidate"
+            shutil.rmtree(cand, ignore_errors=True)
+            cand.mkdir()
+            model = LogisticRegression().fit(self.train[features], self.train["label"])
+            sio.dump(model, cand / "model.skops")
+            (cand / "features.json").write_text(json.dumps(features))
+            with self.mp.context() as m:
+                for k, v in {
+                    "GITHUB_ACTIONS": "true",
+                    "GITHUB_ACTOR": "carol",
+                    "GITHUB_REPOSITORY": "acme/models",
+                    "GITHUB_RUN_ID": "7",
+                }.items():
+                    m.setenv(k, v)
+                run(self.policy, self.root / f"out-{name}")
+            shutil.copytree(cand, self.root / f"gated-{name}")
+            GATED[cache_key] = (self.root / f"gated-{name}", self.root / f"out-{name}" / "decision.json")
+        cand, record = GATED[cache_key]
+        rec = json.loads(record.read_text())
+        self.verdict = rec["decision"]
         folder = self.root / "releases" / name
         shutil.copytree(cand, folder)
         if signed:
-            sign(
-                folder, PrivateKey.load(key or self.key), decision=self.root / f"out-{name}" / "decision.json"
-            )
+            sign(folder, PrivateKey.load(key or self.key), decision=record)
         version, new = register(
             self.reg,
-            "churn",
+            self.name,
             folder,
             folder / "model.sig" if signed else None,
             folder / "model.decision.sig" if signed else None,
             actor="ci-bot",
         )
         assert new
-        self.decided = parse_time(out.record["created_at"])
+        self.decided = parse_time(rec["created_at"])
         return version.digest
 
     def promote(
         self, digest: str, to: str, after: dt.timedelta, actor: str = "alice", traffic: int | None = None
     ):
         return promote(
-            self.reg, self.pol, "churn", digest, to, actor=actor, traffic=traffic, now=self.decided + after
+            self.reg, self.pol, self.name, digest, to, actor=actor, traffic=traffic, now=self.decided + after
         )
 
 
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory) -> Iterator[str]:
+    """A real `mlflow server` on loopback with a SQLite store, from the environment `make test` creates."""
+    exe = ROOT / ".cache" / "mlflow" / "bin" / "mlflow"
+    if not exe.is_file():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{exe} is missing in CI: make test creates it")
+        pytest.skip(f"{exe} is missing: make test creates it (pip install mlflow=={MLFLOW} in .cache/mlflow)")
+    work = tmp_path_factory.mktemp("mlflow")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = (work / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            str(exe),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{work}/mlflow.db",
+            "--artifacts-destination",
+            str(work / "artifacts"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=work,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"mlflow server did not start: {(work / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture(params=["folder", "mlflow"])
+def release(request, tmp_path, monkeypatch) -> Release:
+    """The same walk on both registries."""
+    monkeypatch.chdir(tmp_path)
+    if request.param == "folder":
+        return Release(tmp_path, monkeypatch)
+    url = request.getfixturevalue("mlflow_server")
+    return Release(tmp_path, monkeypatch, f"mlflow+{url}", f"churn-{uuid.uuid4().hex[:8]}")
+
+
 @pytest.fixture
-def release(tmp_path, monkeypatch) -> Release:
+def folder_release(tmp_path, monkeypatch) -> Release:
     monkeypatch.chdir(tmp_path)
     return Release(tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def mlflow_release(tmp_path, monkeypatch, mlflow_server) -> Release:
+    monkeypatch.chdir(tmp_path)
+    return Release(tmp_path, monkeypatch, f"mlflow+{mlflow_server}", f"churn-{uuid.uuid4().hex[:8]}")
 
 
 def cli(r: Release, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -152,7 +239,11 @@ def test_a_model_walks_through_staging_canary_and_production_and_back(release):
     assert "carol wrote this change" in refused(r.promote, a, "production", 4 * HOUR, "carol")
     first = r.promote(a, "production", 4 * HOUR)  # nothing serves yet: no canary to go through
     assert first.descriptor["traffic"] == [{"digest": a, "percent": 100, "uri": first.descriptor["uri"]}]
-    assert Path(first.descriptor["uri"], "model.skops").is_file()
+    uri = first.descriptor["uri"]
+    if r.reg.store.shared:  # MLflow: the run's artifacts, which a deploy job fetches through the server
+        assert uri.startswith("mlflow-artifacts:/") and uri.endswith("/model/files")
+    else:
+        assert Path(uri, "model.skops").is_file()
 
     b = r.model("b", ["x1", "x2", "x3"])
     r.promote(b, "staging", HOUR)
@@ -166,10 +257,10 @@ def test_a_model_walks_through_staging_canary_and_production_and_back(release):
     done = r.promote(b, "production", 5 * HOUR)
     assert done.descriptor["digest"] == b and len(done.descriptor["traffic"]) == 1
 
-    back = rollback(r.reg, r.pol, "churn", "production", actor="alice", now=r.decided + 6 * HOUR)
+    back = rollback(r.reg, r.pol, r.name, "production", actor="alice", now=r.decided + 6 * HOUR)
     assert back.descriptor["digest"] == a and back.entry["replaced"] == b
     _, pointers = state(r.reg)
-    assert pointers[("churn", "production")].digest == a and pointers[("churn", "staging")].digest == b
+    assert pointers[(r.name, "production")].digest == a and pointers[(r.name, "staging")].digest == b
     n, problems = verify_registry(r.reg)
     assert problems == [] and n > 10
     actions = [(e["action"], e["outcome"]) for e in r.reg.ledger.entries()]
@@ -178,7 +269,7 @@ def test_a_model_walks_through_staging_canary_and_production_and_back(release):
 
 def test_refuses_unsigned_held_stale_and_foreign_models(release):
     r = release
-    unsigned = r.model("u", ["x1", "x2"], signed=False)
+    unsigned = r.model("u", ["x1", "x2", "x3"], signed=False)
     assert "is not signed" in refused(r.promote, unsigned, "staging", HOUR)
     weak = r.model("weak", ["x3"])  # x3 carries no signal: the accuracy gate fails
     assert r.verdict != "PROMOTE"
@@ -191,15 +282,15 @@ def test_refuses_unsigned_held_stale_and_foreign_models(release):
     text = r.policy.read_text().replace("value: 0.7", "value: 0.71")
     r.policy.write_text(text)
     newer = policy_mod.load(r.policy)
-    message = refused(promote, r.reg, newer, "churn", good, "staging", actor="alice", now=r.decided + HOUR)
+    message = refused(promote, r.reg, newer, r.name, good, "staging", actor="alice", now=r.decided + HOUR)
     assert "not the current" in message
     entries = r.reg.ledger.entries()
     assert [e["outcome"] for e in entries if e["action"] == "promote"] == ["refused"] * 5
     assert verify_registry(r.reg)[1] == []
 
 
-def test_tampering_is_detected_and_never_followed(release, capsys):
-    r = release
+def test_tampering_is_detected_and_never_followed(folder_release, capsys):
+    r = folder_release
     a = r.model("a", ["x1", "x2"])
     b = r.model("b", ["x1", "x2", "x3"])
     r.promote(a, "staging", HOUR)
@@ -274,8 +365,8 @@ def test_two_racing_promotions_one_wins_the_log_stays_one_chain(release):
     assert verify_registry(r.reg)[1] == []
 
 
-def test_write_once_versions_and_the_cli(release, monkeypatch, capsys):
-    r = release
+def test_write_once_versions_and_the_cli(folder_release, monkeypatch, capsys):
+    r = folder_release
     a = r.model("a", ["x1", "x2"])
     folder = r.root / "releases" / "a"
     code, out, err = cli(r, capsys, "register", "--registry", "registry", "--model", "churn", str(folder))
@@ -302,3 +393,34 @@ def test_write_once_versions_and_the_cli(release, monkeypatch, capsys):
     assert code == 1 and "no earlier version that still verifies" in err
     code, out, err = cli(r, capsys, "audit", "show")
     assert code == 0 and out.count("\n") == 4 and "rollback refused" in out
+
+
+def test_mlflow_aliases_moved_by_hand_and_changed_artifacts_are_caught(mlflow_release):
+    r = mlflow_release
+    a = r.model("a", ["x1", "x2"])
+    r.model("b", ["x1", "x2", "x3"])
+    r.promote(a, "staging", HOUR)
+    http = r.reg.store.http  # what someone with MLflow access could do by hand
+    got = http.request(
+        "GET", "mlflow/registered-models/alias", params={"name": r.name, "alias": "staging"}
+    ).json()
+    assert got["model_version"]["tags"][0]["value"] == a  # environments are aliases on digest-tagged versions
+    other = "2" if got["model_version"]["version"] == "1" else "1"
+    http.request(
+        "POST",
+        "mlflow/registered-models/alias",
+        json_body={"name": r.name, "alias": "staging", "version": other},
+    )
+    with pytest.raises(Tampered, match="staging pointer of .* does not match the audit log"):
+        r.promote(a, "canary", 3 * HOUR)
+    v = got["model_version"]
+    http.request(
+        "POST",
+        "mlflow/registered-models/alias",
+        json_body={"name": r.name, "alias": "staging", "version": v["version"]},
+    )
+    r.promote(a, "canary", 3 * HOUR)
+    root = v["source"].removeprefix("mlflow-artifacts:/")
+    http.request("PUT", f"mlflow-artifacts/artifacts/{root}/files/model.skops", body=b"not the model")
+    fresh = open_registry(r.pol.promotion.registry, r.pol.promotion.ledger)  # no cached download
+    assert any("files changed after it was registered: model.skops" in p for p in verify_registry(fresh)[1])

@@ -174,7 +174,10 @@ def test_relative_paths_start_at_policy_folder(tmp_path):
         ([{"name": "prod", "signers": []}], "promotion.environments[0].signers"),
         ([{"name": "prod", "signers": [{"key": "k.pub", "identity": "x", "issuer": "y"}]}], "signers[0]"),
         ([{"name": "prod", "signers": [{"identity": "x"}]}], "signers[0]"),
-        ([{"name": "prod", "signers": [{"key": "k"}], "min_time_in_previous": "1 week"}], "min_time_in_previous"),
+        (
+            [{"name": "prod", "signers": [{"key": "k"}], "min_time_in_previous": "1 week"}],
+            "min_time_in_previous",
+        ),
     ],
 )
 def test_promotion_section_errors(tmp_path, environments, expected):
