@@ -509,7 +509,13 @@ def demo(out_dir: Path) -> None:
 
 from mlops_gates.promotion import cli as _promotion  # noqa: E402  (commands of their own module)
 
-for _command in (_promotion.register, _promotion.promote, _promotion.rollback, _promotion.audit):
+for _command in (
+    _promotion.register,
+    _promotion.promote,
+    _promotion.rollback,
+    _promotion.watch,
+    _promotion.audit,
+):
     cli.add_command(_command)
 
 

@@ -112,6 +112,7 @@ class Promotion:
     registry: str | None = None
     max_decision_age: float = 30 * 86400.0  # seconds
     ledger: Path | None = None  # where the audit log lives (default: in the registry folder)
+    watch: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)  # rollback triggers
 
     def env(self, name: str) -> tuple[int, Environment]:
         for i, e in enumerate(self.environments):
@@ -345,12 +346,18 @@ def _semantic_problems(data: dict[str, Any], lines: dict[str, int]) -> list[Prob
                     "add prediction: COLUMN",
                 )
             )
-    for gi, gate in enumerate(data["gates"]):
+    watch = data.get("promotion", {}).get("watch", {})
+    checked: list[tuple[list[Any], dict[str, Any]]] = [
+        (["gates", gi], g) for gi, g in enumerate(data["gates"])
+    ]
+    if "metrics" in watch:  # watch's metrics are judged as an accuracy gate on production data
+        checked.append((["promotion", "watch"], {"type": "accuracy", "metrics": watch["metrics"]}))
+    for at, gate in checked:
         gtype = gate["type"]
         for mi, m in enumerate(gate.get("metrics", [])):
             name = m["metric"]
             info = M.ALL.get(name)
-            where = _where(["gates", gi, "metrics", mi, "metric"], lines)
+            where = _where([*at, "metrics", mi, "metric"], lines)
             if info is None and name in M.GROUP_RATES:
                 problems.append(
                     (
@@ -399,7 +406,7 @@ def _semantic_problems(data: dict[str, Any], lines: dict[str, int]) -> list[Prob
             if needs_groups and not feats:
                 problems.append(
                     (
-                        _where(["gates", gi], lines),
+                        _where(at, lines),
                         "needs sensitive features",
                         "list them under columns.sensitive",
                     )
@@ -408,7 +415,7 @@ def _semantic_problems(data: dict[str, Any], lines: dict[str, int]) -> list[Prob
                 if f not in sensitive:
                     problems.append(
                         (
-                            _where(["gates", gi, "features", fi], lines),
+                            _where([*at, "features", fi], lines),
                             f"'{f}' is not in columns.sensitive",
                             f"add '{f}' to columns.sensitive",
                         )
@@ -417,7 +424,7 @@ def _semantic_problems(data: dict[str, Any], lines: dict[str, int]) -> list[Prob
                 if f not in sensitive:
                     problems.append(
                         (
-                            _where(["gates", gi, "expected_groups", f], lines),
+                            _where([*at, "expected_groups", f], lines),
                             f"'{f}' is not in columns.sensitive",
                             None,
                         )
@@ -426,7 +433,7 @@ def _semantic_problems(data: dict[str, Any], lines: dict[str, int]) -> list[Prob
             if not gate.get("metrics") and "negative_flips" not in gate:
                 problems.append(
                     (
-                        _where(["gates", gi], lines),
+                        _where(at, lines),
                         "a regression gate checks nothing",
                         "add metrics or negative_flips",
                     )
@@ -434,7 +441,7 @@ def _semantic_problems(data: dict[str, Any], lines: dict[str, int]) -> list[Prob
             if not has_baseline:
                 problems.append(
                     (
-                        _where(["gates", gi], lines),
+                        _where(at, lines),
                         "a regression gate needs baseline columns",
                         "add columns.baseline",
                     )
@@ -442,7 +449,7 @@ def _semantic_problems(data: dict[str, Any], lines: dict[str, int]) -> list[Prob
             if "negative_flips" in gate and task == "regression":
                 problems.append(
                     (
-                        _where(["gates", gi, "negative_flips"], lines),
+                        _where([*at, "negative_flips"], lines),
                         "negative flips need a classification task",
                         None,
                     )
@@ -451,7 +458,7 @@ def _semantic_problems(data: dict[str, Any], lines: dict[str, int]) -> list[Prob
             if not models:
                 problems.append(
                     (
-                        _where(["gates", gi], lines),
+                        _where(at, lines),
                         "budgets are measured while a model predicts",
                         "add models.candidate",
                     )
@@ -459,7 +466,7 @@ def _semantic_problems(data: dict[str, Any], lines: dict[str, int]) -> list[Prob
             if any("margin" in m for m in gate["metrics"]) and "baseline" not in models:
                 problems.append(
                     (
-                        _where(["gates", gi, "metrics"], lines),
+                        _where([*at, "metrics"], lines),
                         "a margin compares with the baseline model",
                         "add models.baseline",
                     )
@@ -467,7 +474,7 @@ def _semantic_problems(data: dict[str, Any], lines: dict[str, int]) -> list[Prob
         if gtype == "safety" and not gate.get("paths") and not models:
             problems.append(
                 (
-                    _where(["gates", gi], lines),
+                    _where(at, lines),
                     "a safety gate needs something to scan",
                     "add paths: [MODEL] or a models section",
                 )
@@ -475,7 +482,7 @@ def _semantic_problems(data: dict[str, Any], lines: dict[str, int]) -> list[Prob
         if gtype == "integrity" and len(gate) == 1 + ("name" in gate) + ("severity" in gate):
             problems.append(
                 (
-                    _where(["gates", gi], lines),
+                    _where(at, lines),
                     "an integrity gate checks nothing",
                     "add contract, max_missing_rate, drift, ...",
                 )
@@ -484,7 +491,7 @@ def _semantic_problems(data: dict[str, Any], lines: dict[str, int]) -> list[Prob
         if pd and not has_baseline:
             problems.append(
                 (
-                    _where(["gates", gi, "prediction_drift"], lines),
+                    _where([*at, "prediction_drift"], lines),
                     "prediction drift compares candidate with baseline",
                     "add columns.baseline",
                 )
@@ -492,7 +499,7 @@ def _semantic_problems(data: dict[str, Any], lines: dict[str, int]) -> list[Prob
         if gate.get("drift") and "reference" not in data["data"]:
             problems.append(
                 (
-                    _where(["gates", gi, "drift"], lines),
+                    _where([*at, "drift"], lines),
                     "drift needs reference data",
                     "add data.reference.path",
                 )
@@ -500,7 +507,7 @@ def _semantic_problems(data: dict[str, Any], lines: dict[str, int]) -> list[Prob
         if "max_leakage_rate" in gate and "training" not in data["data"]:
             problems.append(
                 (
-                    _where(["gates", gi, "max_leakage_rate"], lines),
+                    _where([*at, "max_leakage_rate"], lines),
                     "leakage needs training data",
                     "add data.training.path",
                 )
@@ -588,7 +595,9 @@ def _promotion(d: dict[str, Any], base: Path) -> Promotion:
     reg = d.get("registry")
     if reg is not None and "://" not in reg:
         reg = str(path(reg))
-    return Promotion(envs, reg, seconds(d.get("max_decision_age", "30d")), path(d.get("ledger")))
+    return Promotion(
+        envs, reg, seconds(d.get("max_decision_age", "30d")), path(d.get("ledger")), dict(d.get("watch", {}))
+    )
 
 
 def _dataset(d: dict[str, Any], base: Path) -> Dataset:

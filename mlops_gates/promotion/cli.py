@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -94,7 +94,7 @@ def _emit(outcome: Any, out: Path | None) -> None:
     click.echo(text, nl=False)
 
 
-def _refused(exc: GateError) -> None:
+def _refused(exc: GateError) -> NoReturn:
     click.echo(f"REFUSED {exc.render()}", err=True)
     sys.exit(exc.exit_code)
 
@@ -214,6 +214,64 @@ def rollback(
     except (Refused, Tampered) as exc:
         _refused(exc)
     _emit(outcome, out)
+
+
+@click.command()
+@click.option("--model", "name", required=True)
+@click.option(
+    "--env", "env", required=True, help="The environment whose model is watched (its canary, if one runs)."
+)
+@click.option(
+    "--data",
+    "window",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="A window of production data: features, the served model's outputs, labels where known.",
+)
+@click.option("--rollback", "do_rollback", is_flag=True, help="Roll back at once when a trigger fires.")
+@POLICY
+@REGISTRY
+@LEDGER
+@ACTOR
+@OUT
+def watch(
+    name: str,
+    env: str,
+    window: Path,
+    do_rollback: bool,
+    policy_path: Path,
+    registry: str | None,
+    ledger: Path | None,
+    actor: str | None,
+    out: Path | None,
+) -> None:
+    """Compare production data with the decision's evidence; exit 1 with a rollback recommendation when the
+    policy's promotion.watch triggers fire."""
+    from mlops_gates.promotion.promote import rollback as do
+    from mlops_gates.promotion.registry import Refused, Tampered
+    from mlops_gates.promotion.watch import watch as run_watch
+
+    pol = _load(policy_path)
+    reg = _open(registry, ledger, policy_path, pol)
+    report = run_watch(reg, pol, name, env, window)
+    for t in report["triggers"]:
+        click.echo(f"TRIGGER {t}", err=True)
+    if report["triggers"] and do_rollback:
+        try:
+            outcome = do(reg, pol, name, env, actor=_actor(actor), ci_run_url=_run_url())
+        except (Refused, Tampered) as exc:
+            _refused(exc)
+        report["rollback"] = outcome.descriptor
+        click.echo(f"rolled {env} back to {outcome.descriptor['digest']}", err=True)
+    text = json.dumps(report, indent=2) + "\n"
+    if out:
+        out.write_text(text)
+    click.echo(text, nl=False)
+    if report["triggers"]:
+        if not do_rollback:
+            click.echo(f"recommendation: mlops-gates rollback --model {name} --env {env}", err=True)
+        sys.exit(ExitCode.BLOCKED)
+    click.echo(f"ok  {env} is still the world {report['digest'][:19]} was judged in", err=True)
 
 
 @click.group()

@@ -80,6 +80,24 @@ class Drift:
     ks_edges: np.ndarray = field(default_factory=lambda: np.zeros(0))
     categories: list[Any] = field(default_factory=list)
 
+    def add(self, arr: pa.Array | pa.ChunkedArray) -> None:
+        """Count values into the current side, on the reference's bins (new categories get a bin)."""
+        if self.kind == "numeric":
+            x = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+            x = x[~np.isnan(x)]
+            self.cur += np.bincount(np.searchsorted(self.edges, x, side="right"), minlength=len(self.cur))
+            self.ks_cur += np.bincount(
+                np.searchsorted(self.ks_edges, x, side="right"), minlength=len(self.ks_cur)
+            )
+            return
+        vc = pc.value_counts(arr.drop_null())
+        for v, k in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True):
+            if v not in self.categories:
+                self.categories.append(v)
+                self.ref = np.append(self.ref, 0)
+                self.cur = np.append(self.cur, 0)
+            self.cur[self.categories.index(v)] += k
+
 
 @dataclass
 class IntegrityStats:
@@ -158,7 +176,7 @@ class IntegrityCollector:
         if "drift" in cfg and policy.reference:
             wanted = list(cfg["drift"].get("features", features))
             require_columns(policy.eval_data, wanted, names)
-            drift = _reference_drift(policy.reference, wanted)
+            drift = reference_drift(read_reference(policy.reference, wanted), wanted)
         train = None
         if "max_leakage_rate" in cfg and policy.training:
             tnames = column_names(policy.training)
@@ -231,20 +249,7 @@ class IntegrityCollector:
         self.row_hashes.append(_splitmix(fh ^ np.asarray(y, dtype=np.uint64)))
         self.labels.append(np.asarray(y))
         for name, d in self.drift.items():
-            arr = batch.column(name)
-            if d.kind == "numeric":
-                x = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
-                x = x[~np.isnan(x)]
-                d.cur += np.bincount(np.searchsorted(d.edges, x, side="right"), minlength=len(d.cur))
-                d.ks_cur += np.bincount(np.searchsorted(d.ks_edges, x, side="right"), minlength=len(d.ks_cur))
-            else:
-                vc = pc.value_counts(arr.drop_null())
-                for v, k in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True):
-                    if v not in d.categories:
-                        d.categories.append(v)
-                        d.ref = np.append(d.ref, 0)
-                        d.cur = np.append(d.cur, 0)
-                    d.cur[d.categories.index(v)] += k
+            d.add(batch.column(name))
 
     def finish(self, policy: Policy) -> IntegrityStats:
         fh = np.concatenate(self.feature_hashes) if self.feature_hashes else np.zeros(0, np.uint64)
@@ -264,10 +269,13 @@ class IntegrityCollector:
         )
 
 
-def _reference_drift(ref: Dataset, wanted: list[str]) -> dict[str, Drift]:
-    names = column_names(ref)
-    require_columns(ref, list(wanted), names)
-    table = read_table(ref, list(wanted))
+def read_reference(ref: Dataset, wanted: list[str]) -> pa.Table:
+    require_columns(ref, list(wanted), column_names(ref))
+    return read_table(ref, list(wanted))
+
+
+def reference_drift(table: pa.Table, wanted: list[str]) -> dict[str, Drift]:
+    """The reference side of drift for each column: decile bins (and a KS grid) or category counts."""
     out: dict[str, Drift] = {}
     for name in wanted:
         arr = table.column(name).combine_chunks()

@@ -71,6 +71,7 @@ class Release:
                     "registry": registry,
                     "ledger": "ledger" if "://" in registry else "registry",
                     "max_decision_age": "7d",
+                    "watch": {"max_psi": 0.25, "max_prediction_psi": 0.25},
                     "environments": [
                         {"name": "staging", "signers": [{"key": pub.name}]},
                         {"name": "canary", "signers": [{"key": pub.name}], "min_time_in_previous": "1h"},
@@ -215,10 +216,7 @@ def mlflow_release(tmp_path, monkeypatch, mlflow_server) -> Release:
 
 
 def cli(r: Release, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = cli_main(r.mp, *args)
-    out, err = capsys.readouterr()
-    return code, out, err
+    return cli_main_(r.mp, capsys, *args)
 
 
 def refused(call, *args, **kw) -> str:
@@ -424,3 +422,134 @@ def test_mlflow_aliases_moved_by_hand_and_changed_artifacts_are_caught(mlflow_re
     http.request("PUT", f"mlflow-artifacts/artifacts/{root}/files/model.skops", body=b"not the model")
     fresh = open_registry(r.pol.promotion.registry, r.pol.promotion.ledger)  # no cached download
     assert any("files changed after it was registered: model.skops" in p for p in verify_registry(fresh)[1])
+
+
+def shifted(seed: int, shift: float = 0.0, flip: bool = False) -> pa.Table:
+    """A production window: the same world, moved features, or a changed relation between features and label."""
+    t = data(1500, seed)
+    x1 = pa.compute.add(t.column("x1"), shift)
+    label = pa.compute.subtract(1, t.column("label")) if flip else t.column("label")
+    return t.set_column(0, "x1", x1).set_column(3, "label", label)
+
+
+def test_watch_runs_the_served_model_and_rolls_back_on_drift(folder_release, capsys):
+    r = folder_release
+    a, b = r.model("a", ["x1", "x2"]), r.model("b", ["x1", "x2", "x3"])
+    r.promote(a, "staging", HOUR)
+    promote(r.reg, r.pol, r.name, b, "staging", actor="alice")  # now: b serves, a before it
+    pq.write_table(shifted(11, shift=2.0).drop(["label"]), r.root / "window.parquet")
+    code, out, err = cli(
+        r,
+        capsys,
+        "watch",
+        "--model",
+        "churn",
+        "--env",
+        "staging",
+        "--data",
+        "window.parquet",
+        "--rollback",
+        "--actor",
+        "alice",
+    )
+    report = json.loads(out)
+    assert code == 1 and report["recommendation"] == "rollback" and report["digest"] == b
+    assert report["drift"]["x1"]["psi"] > 1 and report["drift"]["x2"]["psi"] < 0.25
+    assert any(t.startswith("x1: PSI") for t in report["triggers"])
+    assert any(t.startswith("the model's outputs: PSI") for t in report["triggers"])  # b itself ran
+    assert report["rollback"]["digest"] == a and f"rolled staging back to {a}" in err
+    assert state(r.reg)[1][(r.name, "staging")].digest == a
+    assert verify_registry(r.reg)[1] == []
+
+
+def test_watch_on_logged_predictions_keeps_or_recommends(tmp_path, monkeypatch, capsys):
+    """Prediction columns (as a serving log holds them): the same world keeps; a changed world does not."""
+    import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
+
+    monkeypatch.chdir(tmp_path)
+    train = data(2000, 2).to_pandas()
+    model = LogisticRegression().fit(train[["x1", "x2"]], train["label"])
+
+    def with_scores(t: pa.Table) -> pa.Table:
+        score = model.predict_proba(t.select(["x1", "x2"]).to_pandas())[:, 1]
+        return t.append_column("score", pa.array(score))
+
+    pq.write_table(with_scores(data(2000, 1)), tmp_path / "eval.parquet")
+    key, pub = keypair(tmp_path)
+    policy = write_policy(
+        tmp_path / "gates.yml",
+        {
+            "version": 1,
+            "task": "binary",
+            "positive_label": 1,
+            "data": {"eval": {"path": "eval.parquet"}},
+            "columns": {"label": "label", "candidate": {"score": "score"}, "features": ["x1", "x2", "x3"]},
+            "settings": {"bootstrap": {"replicates": 300}},
+            "gates": [{"type": "accuracy", "metrics": [{"metric": "roc_auc", "op": ">=", "value": 0.7}]}],
+            "promotion": {
+                "registry": "registry",
+                "environments": [{"name": "production", "signers": [{"key": pub.name}]}],
+                "watch": {
+                    "max_psi": 0.25,
+                    "max_prediction_psi": 0.25,
+                    "metrics": [{"metric": "roc_auc", "op": ">=", "value": 0.7}],
+                    "min_rows": 300,
+                },
+            },
+        },
+    )
+    assert run(policy, tmp_path / "out").decision.verdict == "PROMOTE"
+    (tmp_path / "model").mkdir()
+    sio.dump(model, tmp_path / "model" / "model.skops")
+    sign(tmp_path / "model", PrivateKey.load(key), decision=tmp_path / "out" / "decision.json")
+    pol = policy_mod.load(policy)
+    reg = open_registry(tmp_path / "registry")
+    version, _ = register(
+        reg,
+        "churn",
+        tmp_path / "model",
+        tmp_path / "model" / "model.sig",
+        tmp_path / "model" / "model.decision.sig",
+        actor="ci-bot",
+    )
+    promote(reg, pol, "churn", version.digest, "production", actor="alice")
+
+    def watch_(window: pa.Table) -> tuple[int, dict]:
+        pq.write_table(with_scores(window), tmp_path / "window.parquet")
+        code, out, _ = cli_main_(
+            monkeypatch,
+            capsys,
+            "watch",
+            "--model",
+            "churn",
+            "--env",
+            "production",
+            "--data",
+            "window.parquet",
+        )
+        return code, json.loads(out)
+
+    code, report = watch_(shifted(21))
+    assert code == 0 and report["recommendation"] == "keep" and report["labelled_rows"] == 1500
+    assert report["metrics"][0]["status"] == "PASS" and report["prediction_psi"] < 0.05
+    code, report = watch_(shifted(22, flip=True))  # same inputs, the label now means the opposite
+    assert code == 1 and report["drift"]["x1"]["psi"] < 0.05 and report["prediction_psi"] < 0.05
+    assert report["metrics"][0]["status"] == "FAIL" and report["triggers"] == [
+        t for t in report["triggers"] if t.startswith("roc_auc")
+    ]
+    unlabelled = shifted(23).drop(["label"])
+    code, report = watch_(unlabelled)
+    assert code == 0 and report["labelled_rows"] == 0 and report["metrics"] == []
+    (tmp_path / "eval.parquet").write_bytes((tmp_path / "eval.parquet").read_bytes() + b" ")
+    code, _, err = cli_main_(
+        monkeypatch, capsys, "watch", "--model", "churn", "--env", "production", "--data", "w.parquet"
+    )
+    assert code == 2 and "not the one the decision was made on" in err
+
+
+def cli_main_(mp: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = cli_main(mp, *args)
+    out, err = capsys.readouterr()
+    return code, out, err
