@@ -1,5 +1,6 @@
-"""The root action run for real by `act` on this machine (no Docker): a pull_request event on a sample
-repository; evaluate decides, publish posts to a fake GitHub API on loopback; the outputs come back."""
+"""The actions run for real by `act` on this machine (no Docker): a pull_request event on a sample repository
+(evaluate decides, publish posts to a fake GitHub API on loopback), and the example promotion workflow
+dispatched against a registry folder; the outputs come back."""
 
 from __future__ import annotations
 
@@ -55,13 +56,13 @@ def git(repo: Path, *args: str) -> str:
     ).stdout.strip()
 
 
-def test_root_action_gates_and_publishes_a_pull_request(tmp_path):
-    binary = act()
+def sample_repo(tmp_path: Path, workflow: str) -> Path:
+    """A user's repository with one workflow and the actions vendored at ./mlops-gates."""
     repo = tmp_path / "models"
     (repo / ".github" / "workflows").mkdir(parents=True)
-    (repo / ".github" / "workflows" / "gate.yml").write_text(WORKFLOW)
+    (repo / ".github" / "workflows" / "workflow.yml").write_text(workflow)
     (repo / "mlops-gates").mkdir()
-    for name in COPY:  # the action as a user's repository would vendor it
+    for name in COPY:
         src = ROOT / name
         if src.is_dir():
             shutil.copytree(
@@ -70,6 +71,33 @@ def test_root_action_gates_and_publishes_a_pull_request(tmp_path):
         else:
             shutil.copy(src, repo / "mlops-gates" / name)
     write_parquet(repo / "eval.parquet", binary_frame())
+    return repo
+
+
+def run_act(repo: Path, event_name: str, event: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            act(),
+            event_name,
+            "-P",
+            "ubuntu-latest=-self-hosted",
+            "--no-cache-server",
+            "--action-offline-mode",
+            "-e",
+            str(event),
+            "--env",
+            f"MLOPS_GATES_VENV={Path(sys.executable).parent.parent}",
+            *extra,
+        ],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_root_action_gates_and_publishes_a_pull_request(tmp_path):
+    repo = sample_repo(tmp_path, WORKFLOW)
     write_policy(repo / "gates.yml", binary_policy())
     git(repo, "init", "-q")
     git(repo, "remote", "add", "origin", "https://github.com/acme/models.git")
@@ -79,27 +107,8 @@ def test_root_action_gates_and_publishes_a_pull_request(tmp_path):
     event = tmp_path / "event.json"
     event.write_text(json.dumps({"pull_request": {"number": 7, "head": {"sha": head}}}))
     with FakeGitHub({"ghs_fake": "github-actions[bot]"}, {7: head}) as gh:
-        res = subprocess.run(
-            [
-                binary,
-                "pull_request",
-                "-P",
-                "ubuntu-latest=-self-hosted",
-                "--no-cache-server",
-                "--action-offline-mode",
-                "-e",
-                str(event),
-                "-s",
-                "GITHUB_TOKEN=ghs_fake",
-                "--env",
-                f"GITHUB_API_URL={gh.url}",
-                "--env",
-                f"MLOPS_GATES_VENV={Path(sys.executable).parent.parent}",
-            ],
-            cwd=repo,
-            capture_output=True,
-            text=True,
-            timeout=600,
+        res = run_act(
+            repo, "pull_request", event, "-s", "GITHUB_TOKEN=ghs_fake", "--env", f"GITHUB_API_URL={gh.url}"
         )
         log = res.stdout + res.stderr
         assert res.returncode == 0, log[-3000:]
@@ -108,3 +117,80 @@ def test_root_action_gates_and_publishes_a_pull_request(tmp_path):
         assert len(comments) == 1 and "mlops-gates: **PROMOTE**" in comments[0]["body"]
         assert {s["context"] for s in gh.statuses} == {"mlops-gates", "mlops-gates/accuracy"}
         assert {s["sha"] for s in gh.statuses} == {head}
+
+
+def test_promotion_dispatch_runs_the_example_workflow(tmp_path):
+    """examples/github/promote.yml as shipped, but for what needs GitHub itself: the action is the vendored
+    copy, and the registry is a folder of the repository instead of a branch fetched and pushed back."""
+    from mlops_gates.evaluate import run
+    from mlops_gates.promotion.promote import register
+    from mlops_gates.promotion.registry import open_registry
+    from mlops_gates.signing.envelope import PrivateKey
+    from mlops_gates.signing.sign import sign
+    from tests.integration.test_signing import keypair
+
+    example = (ROOT / "examples" / "github" / "promote.yml").read_text()
+    workflow = example.replace("mlops-gates/mlops-gates/actions/promote@v0", "./mlops-gates/actions/promote")
+    start = workflow.index(
+        "      - uses: actions/checkout@08c6903cd8c0fde910a37f88322edcfb5dd907a8 # v5.0.0\n        with:\n          ref: registry"
+    )
+    end = workflow.index("      - id: promote")
+    workflow = workflow[:start] + workflow[end:]
+    start, end = workflow.index("      - name: Keep the audit log"), workflow.index("      - name: Deploy")
+    workflow = workflow[:start] + workflow[end:]
+    assert "uses: ./mlops-gates/actions/promote" in workflow and "git push" not in workflow
+    repo = sample_repo(tmp_path, workflow)
+    key, pub = keypair(repo)
+    pol = binary_policy(
+        promotion={
+            "registry": "registry",
+            "environments": [
+                {"name": "staging", "signers": [{"key": pub.name}]},
+                {"name": "production", "signers": [{"key": pub.name}]},
+            ],
+        }
+    )
+    write_policy(repo / "gates.yml", pol)
+    assert run(repo / "gates.yml", repo / "gate-out").decision.verdict == "PROMOTE"
+    model = repo / "models" / "candidate"
+    model.mkdir(parents=True)
+    (model / "weights.bin").write_bytes(bytes(range(256)) * 4)
+    sign(model, PrivateKey.load(key), decision=repo / "gate-out" / "decision.json")
+    version, _ = register(
+        open_registry(repo / "registry"),
+        "churn",
+        model,
+        model / "model.sig",
+        model / "model.decision.sig",
+        actor="ci",
+    )
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "registered")
+    event = tmp_path / "dispatch.json"
+    event.write_text(
+        json.dumps(
+            {"inputs": {"model": "churn", "digest": version.digest, "environment": "staging", "traffic": ""}}
+        )
+    )
+    res = run_act(repo, "workflow_dispatch", event, "--env", "GITHUB_ACTOR=alice")
+    log = res.stdout + res.stderr
+    assert res.returncode == 0, log[-3000:]
+    assert f'"digest": "{version.digest}"' in log and '"percent": 100' in log  # the Deploy step's descriptor
+    event.write_text(
+        json.dumps(
+            {
+                "inputs": {
+                    "model": "churn",
+                    "digest": version.digest,
+                    "environment": "production",
+                    "traffic": "",
+                }
+            }
+        )
+    )
+    res = run_act(repo, "workflow_dispatch", event, "--env", "GITHUB_ACTOR=alice")
+    log = res.stdout + res.stderr
+    # act runs on a copy of the repository: production was never promoted to from staging there
+    assert res.returncode != 0 and "environments cannot be skipped" in log, log[-3000:]
+    assert len((repo / "registry" / "audit.jsonl").read_text().splitlines()) == 1  # the copy changed, not this
