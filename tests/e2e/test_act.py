@@ -119,9 +119,9 @@ def test_root_action_gates_and_publishes_a_pull_request(tmp_path):
         assert {s["sha"] for s in gh.statuses} == {head}
 
 
-def test_promotion_dispatch_runs_the_example_workflow(tmp_path):
-    """examples/github/promote.yml as shipped, but for what needs GitHub itself: the action is the vendored
-    copy, and the registry is a folder of the repository instead of a branch fetched and pushed back."""
+def registered_repo(tmp_path: Path, workflow: str, versions: int) -> tuple[Path, list[str]]:
+    """A repository whose gates.yml promotes through staging and production, with gated, signed versions
+    registered in its registry folder, committed."""
     from mlops_gates.evaluate import run
     from mlops_gates.promotion.promote import register
     from mlops_gates.promotion.registry import open_registry
@@ -129,6 +129,75 @@ def test_promotion_dispatch_runs_the_example_workflow(tmp_path):
     from mlops_gates.signing.sign import sign
     from tests.integration.test_signing import keypair
 
+    repo = sample_repo(tmp_path, workflow)
+    key, pub = keypair(repo)
+    pol = binary_policy(
+        promotion={
+            "registry": "registry",
+            "environments": [
+                {"name": "staging", "signers": [{"key": pub.name}]},
+                {"name": "production", "signers": [{"key": pub.name}]},
+            ],
+            "watch": {"max_psi": 0.25},
+        }
+    )
+    write_policy(repo / "gates.yml", pol)
+    assert run(repo / "gates.yml", repo / "gate-out").decision.verdict == "PROMOTE"
+    digests = []
+    for i in range(versions):
+        model = repo / "models" / f"v{i}"
+        model.mkdir(parents=True)
+        (model / "weights.bin").write_bytes(bytes(range(256)) * (4 + i))
+        sign(model, PrivateKey.load(key), decision=repo / "gate-out" / "decision.json")
+        reg = open_registry(repo / "registry")
+        version, _ = register(
+            reg, "churn", model, model / "model.sig", model / "model.decision.sig", actor="ci"
+        )
+        digests.append(version.digest)
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "registered")
+    return repo, digests
+
+
+ROLLBACK = """on: workflow_dispatch
+jobs:
+  operate:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@08c6903cd8c0fde910a37f88322edcfb5dd907a8
+      - uses: ./mlops-gates/actions/promote
+        with: {model: churn, digest: "${{ github.event.inputs.first }}", to: staging}
+      - uses: ./mlops-gates/actions/promote
+        with: {model: churn, digest: "${{ github.event.inputs.second }}", to: staging}
+      - id: watch
+        uses: ./mlops-gates/actions/watch
+        with: {model: churn, environment: staging, data: eval.parquet}
+      - id: back
+        uses: ./mlops-gates/actions/rollback
+        with: {model: churn, environment: staging}
+      - env:
+          RECOMMENDATION: ${{ steps.watch.outputs.recommendation }}
+          DIGEST: ${{ steps.back.outputs.digest }}
+          TRAFFIC: ${{ steps.back.outputs.traffic }}
+        run: echo "WATCH=$RECOMMENDATION BACK_TO=$DIGEST SPLIT=$TRAFFIC"
+"""
+
+
+def test_watch_and_rollback_actions(tmp_path):
+    repo, (first, second) = registered_repo(tmp_path, ROLLBACK, 2)
+    event = tmp_path / "dispatch.json"
+    event.write_text(json.dumps({"inputs": {"first": first, "second": second}}))
+    res = run_act(repo, "workflow_dispatch", event, "--env", "GITHUB_ACTOR=alice")
+    log = res.stdout + res.stderr
+    assert res.returncode == 0, log[-3000:]
+    # the evaluation data is the decision's own evidence: no drift, keep; then one step back to the first
+    assert f"WATCH=keep BACK_TO={first} SPLIT=[" in log
+
+
+def test_promotion_dispatch_runs_the_example_workflow(tmp_path):
+    """examples/github/promote.yml as shipped, but for what needs GitHub itself: the action is the vendored
+    copy, and the registry is a folder of the repository instead of a branch fetched and pushed back."""
     example = (ROOT / "examples" / "github" / "promote.yml").read_text()
     workflow = example.replace("mlops-gates/mlops-gates/actions/promote@v0", "./mlops-gates/actions/promote")
     start = workflow.index(
@@ -139,50 +208,21 @@ def test_promotion_dispatch_runs_the_example_workflow(tmp_path):
     start, end = workflow.index("      - name: Keep the audit log"), workflow.index("      - name: Deploy")
     workflow = workflow[:start] + workflow[end:]
     assert "uses: ./mlops-gates/actions/promote" in workflow and "git push" not in workflow
-    repo = sample_repo(tmp_path, workflow)
-    key, pub = keypair(repo)
-    pol = binary_policy(
-        promotion={
-            "registry": "registry",
-            "environments": [
-                {"name": "staging", "signers": [{"key": pub.name}]},
-                {"name": "production", "signers": [{"key": pub.name}]},
-            ],
-        }
-    )
-    write_policy(repo / "gates.yml", pol)
-    assert run(repo / "gates.yml", repo / "gate-out").decision.verdict == "PROMOTE"
-    model = repo / "models" / "candidate"
-    model.mkdir(parents=True)
-    (model / "weights.bin").write_bytes(bytes(range(256)) * 4)
-    sign(model, PrivateKey.load(key), decision=repo / "gate-out" / "decision.json")
-    version, _ = register(
-        open_registry(repo / "registry"),
-        "churn",
-        model,
-        model / "model.sig",
-        model / "model.decision.sig",
-        actor="ci",
-    )
-    git(repo, "init", "-q")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "registered")
+    repo, (digest,) = registered_repo(tmp_path, workflow, 1)
     event = tmp_path / "dispatch.json"
     event.write_text(
-        json.dumps(
-            {"inputs": {"model": "churn", "digest": version.digest, "environment": "staging", "traffic": ""}}
-        )
+        json.dumps({"inputs": {"model": "churn", "digest": digest, "environment": "staging", "traffic": ""}})
     )
     res = run_act(repo, "workflow_dispatch", event, "--env", "GITHUB_ACTOR=alice")
     log = res.stdout + res.stderr
     assert res.returncode == 0, log[-3000:]
-    assert f'"digest": "{version.digest}"' in log and '"percent": 100' in log  # the Deploy step's descriptor
+    assert f'"digest": "{digest}"' in log and '"percent": 100' in log  # the Deploy step's descriptor
     event.write_text(
         json.dumps(
             {
                 "inputs": {
                     "model": "churn",
-                    "digest": version.digest,
+                    "digest": digest,
                     "environment": "production",
                     "traffic": "",
                 }
@@ -193,4 +233,6 @@ def test_promotion_dispatch_runs_the_example_workflow(tmp_path):
     log = res.stdout + res.stderr
     # act runs on a copy of the repository: production was never promoted to from staging there
     assert res.returncode != 0 and "environments cannot be skipped" in log, log[-3000:]
-    assert len((repo / "registry" / "audit.jsonl").read_text().splitlines()) == 1  # the copy changed, not this
+    assert (
+        len((repo / "registry" / "audit.jsonl").read_text().splitlines()) == 1
+    )  # the copy changed, not this

@@ -37,7 +37,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_there_is_something_to_check():
-    assert len(ACTIONS) == 7 and len(WORKFLOWS) >= 6 and len(COMPONENTS) == 5
+    assert len(ACTIONS) == 8 and len(WORKFLOWS) >= 6 and len(COMPONENTS) == 5
 
 
 def test_actions_and_workflows_match_githubs_schemas(tmp_path):
