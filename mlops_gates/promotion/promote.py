@@ -67,8 +67,18 @@ def state(reg: Registry) -> tuple[list[dict[str, Any]], dict[tuple[str, str], Po
     return entries, derived
 
 
-def _actor_allowed(actor: str, env: Environment) -> bool:
-    return env.approvers is None or actor.lower() in {a.lower() for a in env.approvers}
+def _authorise(actor: str, env: Environment, what: str) -> str:
+    """Why the actor may act on the environment; refuses otherwise."""
+    if env.approvers is None:
+        return f"{env.name} lists no approvers"
+    from mlops_gates.promotion.approvers import allowed
+
+    ok, why = allowed(actor, env.approvers)
+    if not ok:
+        raise Refused(
+            f"{actor} may not {what} {env.name}: {why}", hint=f"ask one of: {', '.join(env.approvers)}"
+        )
+    return why
 
 
 def verify_version(version: Version, env: Environment) -> tuple[dict[str, Any], str]:
@@ -113,14 +123,11 @@ def _check(
     promo = _promotion(pol)
     idx, env = promo.env(to)
     checks: list[str] = []
-    if not _actor_allowed(actor, env):
-        raise Refused(
-            f"{actor} may not promote into {to}",
-            hint=f"ask one of: {', '.join(env.approvers or ())}",
-        )
+    who = _authorise(actor, env, "promote into")
     version = reg.store.version(model, digest)
     predicate, signer = verify_version(version, env)
     checks.append(f"signature and decision attestation by {signer}")
+    checks.append(who)
     if predicate["decision"] != "PROMOTE":
         raise Refused(
             f"the gate decided {predicate['decision']}, not PROMOTE: {'; '.join(predicate['reasons'])}"
@@ -327,10 +334,7 @@ def rollback(
     try:
         if here is None or (here.digest is None and here.canary is None):
             raise Refused(f"{env_name} serves no version of {model}")
-        if not _actor_allowed(actor, env):
-            raise Refused(
-                f"{actor} may not roll back {env_name}", hint=f"ask one of: {', '.join(env.approvers or ())}"
-            )
+        _authorise(actor, env, "roll back")
         if here.canary:
             fields.update(digest=here.digest, replaced=here.canary["digest"], reason="canary withdrawn")
         else:

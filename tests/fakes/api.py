@@ -134,6 +134,7 @@ class FakeGitHub(FakeAPI):
         ("PATCH", r"/repos/([^/]+/[^/]+)/issues/comments/(\d+)", "update_comment"),
         ("POST", r"/repos/([^/]+/[^/]+)/statuses/([0-9a-f]{40})", "create_status"),
         ("POST", r"/repos/([^/]+/[^/]+)/check-runs", "create_check_run"),
+        ("GET", r"/orgs/([^/]+)/teams/([^/]+)/memberships/([^/]+)", "get_membership"),
     ]
 
     def __init__(self, tokens: dict[str, str], heads: dict[int, str]) -> None:
@@ -143,6 +144,7 @@ class FakeGitHub(FakeAPI):
         self.comments: dict[int, list[dict[str, Any]]] = {}
         self.statuses: list[dict[str, Any]] = []
         self.check_runs: list[dict[str, Any]] = []
+        self.teams: dict[str, set[str]] = {}  # "org/slug" -> logins
         self.next_id = 1000
 
     def authenticate(self, call: Call) -> str | None:
@@ -199,6 +201,13 @@ class FakeGitHub(FakeAPI):
         self.check_runs.append(call.body)
         return 201, {"id": len(self.check_runs), **call.body}, {}
 
+    def get_membership(self, call: Call, login: str, org: str, slug: str, user: str) -> tuple:
+        if login == "github-actions[bot]":  # GITHUB_TOKEN cannot read an organisation's teams
+            return 403, {"message": "Resource not accessible by integration"}, {}
+        if user not in self.teams.get(f"{org}/{slug}", set()):
+            return 404, {"message": "Not Found"}, {}
+        return 200, {"state": "active", "role": "member", "url": f"{self.url}{call.path}"}, {}
+
 
 class FakeGitLab(FakeAPI):
     routes = [
@@ -207,6 +216,7 @@ class FakeGitLab(FakeAPI):
         ("POST", r"/api/v4/projects/([^/]+)/merge_requests/(\d+)/notes", "create_note"),
         ("PUT", r"/api/v4/projects/([^/]+)/merge_requests/(\d+)/notes/(\d+)", "update_note"),
         ("POST", r"/api/v4/projects/([^/]+)/statuses/([0-9a-f]{40})", "create_status"),
+        ("GET", r"/api/v4/groups/([^/]+)/members/all", "list_members"),
     ]
     per_page_default = 20
 
@@ -215,6 +225,8 @@ class FakeGitLab(FakeAPI):
         self.tokens = tokens  # token -> user id
         self.notes: dict[int, list[dict[str, Any]]] = {}
         self.statuses: list[dict[str, Any]] = []
+        self.users: dict[str, int] = {}  # username -> id
+        self.groups: dict[str, set[int]] = {}  # full path -> member ids (direct or inherited)
         self.next_id = 500
 
     def authenticate(self, call: Call) -> int | None:
@@ -255,3 +267,14 @@ class FakeGitLab(FakeAPI):
             )
         self.statuses.append({"sha": sha, **call.body})
         return 201, {"id": len(self.statuses), **call.body}, {}
+
+    def list_members(self, call: Call, uid: int, group: str) -> tuple:
+        from urllib.parse import unquote
+
+        q = call.query.get("query", "").lower()
+        members = [  # GitLab's query matches name or username, not only exactly
+            {"id": i, "username": name, "state": "active", "access_level": 30}
+            for name, i in self.users.items()
+            if i in self.groups.get(unquote(group), set()) and q in name.lower()
+        ]
+        return 200, members, {}

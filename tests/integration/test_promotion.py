@@ -553,3 +553,40 @@ def cli_main_(mp: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args:
     code = cli_main(mp, *args)
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def test_team_approvers_are_confirmed_by_the_platform():
+    """ "@org/team" approvers: GitHub's and GitLab's APIs (fakes on loopback, requests checked against the
+    platforms' OpenAPI descriptions) confirm membership; whatever cannot be confirmed does not allow."""
+    from mlops_gates.promotion.approvers import allowed
+    from tests.fakes.api import FakeGitHub, FakeGitLab
+    from tests.fakes.openapi import validate
+
+    approvers = ("alice", "@acme/release-managers")
+    with FakeGitHub({"pat": "release-bot", "ghs": "github-actions[bot]"}, {}) as gh:
+        gh.teams["acme/release-managers"] = {"dave"}
+        env = {"GITHUB_ACTIONS": "true", "GITHUB_API_URL": gh.url, "GITHUB_TOKEN": "pat"}
+        assert allowed("Alice", approvers, env) == (True, "Alice is an approver")
+        assert allowed("dave", approvers, env) == (True, "dave is a member of @acme/release-managers")
+        ok, why = allowed("mallory", approvers, env)
+        assert not ok and "not one of the approvers" in why
+        ok, why = allowed("dave", approvers, {**env, "GITHUB_TOKEN": "ghs"})  # the job's own token
+        assert (
+            not ok
+            and "could not be checked: GET /orgs/acme/teams/release-managers/memberships/dave: HTTP 403"
+            in why
+        )
+        assert "pat" not in why and "ghs" not in why
+        ok, why = allowed("dave", approvers, {k: v for k, v in env.items() if k != "GITHUB_TOKEN"})
+        assert not ok and "$GITHUB_TOKEN is not set" in why
+        assert validate("github", gh.calls, bodiless=True) == len(gh.calls) >= 3
+    with FakeGitLab({"glpat": 1}) as gl:
+        gl.users.update(erin=7, mallory=8, erinson=9)
+        gl.groups["acme/ml/release"] = {7, 9}
+        env = {"GITLAB_CI": "true", "CI_API_V4_URL": f"{gl.url}/api/v4", "GITLAB_TOKEN": "glpat"}
+        approvers = ("@acme/ml/release",)
+        assert allowed("erin", approvers, env) == (True, "erin is a member of @acme/ml/release")
+        assert not allowed("mallory", approvers, env)[0] and not allowed("erins", approvers, env)[0]
+        assert validate("gitlab", gl.calls, bodiless=True) == len(gl.calls) == 3
+    ok, why = allowed("dave", ("@acme/release-managers",), {})  # on a laptop
+    assert not ok and "only be checked in CI" in why
