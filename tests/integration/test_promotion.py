@@ -66,7 +66,9 @@ class Release:
                 "columns": {"label": "label"},
                 "models": {"candidate": {"path": "candidate"}},
                 "settings": {"bootstrap": {"replicates": 200}},
-                "gates": [{"type": "accuracy", "metrics": [{"metric": "roc_auc", "op": ">=", "value": 0.68}]}],
+                "gates": [
+                    {"type": "accuracy", "metrics": [{"metric": "roc_auc", "op": ">=", "value": 0.68}]}
+                ],
                 "promotion": {
                     "registry": registry,
                     "ledger": "ledger" if "://" in registry else "registry",
