@@ -318,6 +318,17 @@ ignore_option = click.option(
     default=None,
     help="Also sign this decision.json about the model (written to model.decision.sig beside the signature).",
 )
+@click.option(
+    "--identity-token",
+    default=None,
+    help="Keyless: an OIDC token (default: SIGSTORE_ID_TOKEN, or GitHub Actions' id-token endpoint).",
+)
+@click.option(
+    "--trust-config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Keyless: a Sigstore client trust configuration (default: public-good Sigstore).",
+)
 @ignore_option
 def sign_cmd(
     model_dir: Path,
@@ -325,14 +336,25 @@ def sign_cmd(
     key_path: Path | None,
     key_env: str | None,
     decision: Path | None,
+    identity_token: str | None,
+    trust_config: Path | None,
     ignore: tuple[str, ...],
 ) -> None:
-    """Sign MODEL_DIR in the OpenSSF model-signing v1.0 format, and optionally the gate's decision about it."""
-    from mlops_gates.signing.envelope import PrivateKey
-    from mlops_gates.signing.sign import sign
+    """Sign MODEL_DIR in the OpenSSF model-signing v1.0 format, and optionally the gate's decision about it.
 
-    key = PrivateKey.load(key_path) if key_path else PrivateKey.load(env=key_env) if key_env else None
-    s = sign(model_dir, key, signature=signature, decision=decision, ignore=ignore)
+    With --key or --key-env it signs with that key; otherwise keyless, with Sigstore and the CI identity."""
+    from mlops_gates.signing.sign import BundleSigner, sign
+
+    signer: BundleSigner
+    if key_path or key_env:
+        from mlops_gates.signing.envelope import PrivateKey
+
+        signer = PrivateKey.load(key_path) if key_path else PrivateKey.load(env=key_env)
+    else:
+        from mlops_gates.signing.keyless import KeylessSigner, find_identity_token
+
+        signer = KeylessSigner(find_identity_token(identity_token), trust_config)
+    s = sign(model_dir, signer, signature=signature, decision=decision, ignore=ignore)
     click.echo(f"signed {s.files} files of {model_dir} (sha256:{s.subject_digest}) -> {s.signature}")
     if s.decision:
         click.echo(f"signed the decision about sha256:{s.root_digest} -> {s.decision}")
@@ -360,6 +382,12 @@ def sign_cmd(
     help="Sigstore trusted root JSON (default: public-good Sigstore's, embedded; no network).",
 )
 @click.option(
+    "--trust-config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A Sigstore client trust configuration; its trusted root is used (for a private deployment).",
+)
+@click.option(
     "--repository", default=None, help="GitHub Actions identities: the OWNER/REPO that must have signed."
 )
 @click.option(
@@ -380,6 +408,7 @@ def verify_cmd(
     identity_regexp: str | None,
     issuer: str | None,
     trust_root: Path | None,
+    trust_config: Path | None,
     repository: str | None,
     ref: str | None,
     decision: Path | None,
@@ -398,7 +427,7 @@ def verify_cmd(
         v = verify(
             path,
             signature,
-            Signer(key_path, identity, identity_regexp, issuer, trust_root, repository, ref),
+            Signer(key_path, identity, identity_regexp, issuer, trust_root or trust_config, repository, ref),
             ignore=ignore,
             decision=decision,
         )

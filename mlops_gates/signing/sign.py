@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
-from mlops_gates.errors import GateError
-from mlops_gates.signing.envelope import PrivateKey
 from mlops_gates.signing.statements import (
     DECISION_FILE,
     PAYLOAD_TYPE,
@@ -15,6 +14,12 @@ from mlops_gates.signing.statements import (
     decision_statement,
     manifest,
 )
+
+
+class BundleSigner(Protocol):
+    """A key (PrivateKey) or a Sigstore identity (KeylessSigner): DSSE payload in, Sigstore bundle out."""
+
+    def sign_bundle(self, payload: bytes, payload_type: str) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -28,18 +33,12 @@ class Signed:
 
 def sign(
     model_dir: Path,
-    key: PrivateKey | None,
+    key: BundleSigner,
     *,
     signature: Path | None = None,
     decision: Path | None = None,
     ignore: list[str] | tuple[str, ...] = (),
 ) -> Signed:
-    if key is None:
-        raise GateError(
-            "keyless signing is not available in this version",
-            where=str(model_dir),
-            hint="sign with a key (--key PRIVATE_PEM or --key-env VAR)",
-        )
     signature = signature or model_dir / "model.sig"
     decision_out = signature.parent / DECISION_FILE
     # neither signature is part of the model

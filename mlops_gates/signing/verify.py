@@ -85,10 +85,27 @@ def _policy(s: Signer) -> Any:
     return policy.AllOf(parts)
 
 
+def _trusted_root(path: Path) -> Any:
+    """A trusted root file, or the one inside a client trust configuration (a private deployment's)."""
+    from sigstore.models import ClientTrustConfig, TrustedRoot
+
+    try:
+        text = path.read_text()
+        if "clienttrustconfig" in str(json.loads(text).get("mediaType", "")):
+            return ClientTrustConfig.from_json(text).trusted_root
+        return TrustedRoot.from_file(str(path))
+    except (OSError, ValueError) as exc:
+        raise GateError(
+            f"not a readable Sigstore trusted root or client trust configuration ({exc})",
+            where=str(path),
+            hint="pass the trusted_root.json (or the client trust configuration) of the Sigstore that signed",
+        ) from None
+
+
 def _sigstore(bundle_path: Path, s: Signer, artifact: Path | None) -> tuple[str, bytes] | None:
     """Sigstore verification (certificate chain, transparency log, identity); (type, payload) for DSSE bundles."""
     from sigstore.errors import Error as SigstoreError
-    from sigstore.models import Bundle, TrustedRoot
+    from sigstore.models import Bundle
     from sigstore.verify import Verifier
     from sigstore.verify.policy import VerificationError
 
@@ -101,7 +118,7 @@ def _sigstore(bundle_path: Path, s: Signer, artifact: Path | None) -> tuple[str,
         ) from None
     try:
         verifier = (
-            Verifier(trusted_root=TrustedRoot.from_file(str(s.trust_root)))
+            Verifier(trusted_root=_trusted_root(s.trust_root))
             if s.trust_root
             else Verifier.production(offline=True)
         )
