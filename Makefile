@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test lint clean
 
-OCTOKIT := .cache/npm/node_modules/@octokit/openapi/generated/api.github.com.json
+NPM := .cache/npm/.installed
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,11 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check mlops_gates tests examples bench
 	$(BIN)/mypy mlops_gates
 
-# GitHub's OpenAPI description, to check every request the GitHub driver sends (tests skip without npm)
-$(OCTOKIT):
-	command -v npm >/dev/null && npm install --silent --no-save --no-audit --no-fund --prefix .cache/npm @octokit/openapi@23.0.2 || true
+# GitHub's OpenAPI description (to check every request the GitHub driver sends) and gitlab-ci-local (to run the
+# GitLab components; 4.74 and later crash on Node 20; it needs rsync). Tests skip without them, except in CI.
+$(NPM):
+	command -v npm >/dev/null && npm install --silent --no-save --no-audit --no-fund --prefix .cache/npm @octokit/openapi@23.0.2 gitlab-ci-local@4.73.0 && touch $@ || true
+	command -v rsync >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && (apt-get install -y -qq rsync || (apt-get update -qq && apt-get install -y -qq rsync)); } || true
 
 # PyTorch for the model-adapter tests: the CPU build this machine keeps on local disk (pinned on purpose)
 $(BIN)/.torch: $(BIN)/.installed
@@ -42,7 +44,7 @@ $(MLFLOW):
 	.cache/mlflow/bin/python -m pip install -q mlflow==3.17.2
 	touch $@
 
-test: lint $(OCTOKIT) $(BIN)/.torch $(DEEPCHECKS) $(MLFLOW)
+test: lint $(NPM) $(BIN)/.torch $(DEEPCHECKS) $(MLFLOW)
 	$(BIN)/python -m pytest -q
 
 clean:
