@@ -18,23 +18,23 @@ from tests.fakes.api import FakeGitHub
 
 ROOT = Path(__file__).resolve().parents[2]
 COPY = ["action.yml", "actions", "pyproject.toml", "README.md", "mlops_gates", "schemas"]
-WORKFLOW = """on: pull_request
-jobs:
-  gate:
-    runs-on: ubuntu-latest
-    steps:
-      - uses: actions/checkout@08c6903cd8c0fde910a37f88322edcfb5dd907a8
-      - id: gate
-        uses: ./mlops-gates
-        with:
-          policy: gates.yml
-          fail-on-block: "false"
-      - name: outputs
-        env:
-          DECISION: ${{ steps.gate.outputs.decision }}
-          RECORD: ${{ steps.gate.outputs.record }}
-        run: test -f "$RECORD" && echo "DECISION_OUTPUT=$DECISION"
-"""
+
+
+def example(name: str, *drop: str) -> str:
+    """An example workflow as shipped, with the action taken from the vendored copy (./mlops-gates) and the
+    steps that need github.com itself (named by their `uses:` prefix) left out."""
+    text = (ROOT / "examples" / "github" / name).read_text()
+    text = text.replace("mlops-gates/mlops-gates/actions/", "./mlops-gates/actions/")
+    text = text.replace("mlops-gates/mlops-gates@v0", "./mlops-gates")
+    lines, out, skipping = text.splitlines(keepends=True), [], False
+    for line in lines:
+        if line.startswith("      - "):
+            skipping = any(line.strip().startswith(f"- uses: {d}") for d in drop)
+        if not skipping:
+            out.append(line)
+    result = "".join(out)
+    assert "mlops-gates/mlops-gates" not in result
+    return result
 
 
 def act() -> str:
@@ -97,7 +97,15 @@ def run_act(repo: Path, event_name: str, event: Path, *extra: str) -> subprocess
 
 
 def test_root_action_gates_and_publishes_a_pull_request(tmp_path):
-    repo = sample_repo(tmp_path, WORKFLOW)
+    """examples/github/pr-gate.yml, without setup-python and upload-artifact (they download from github.com)."""
+    workflow = example("pr-gate.yml", "actions/setup-python", "actions/upload-artifact")
+    workflow += """      - name: outputs
+        env:
+          DECISION: ${{ steps.gate.outputs.decision }}
+          RECORD: ${{ steps.gate.outputs.record }}
+        run: test -f "$RECORD" && echo "DECISION_OUTPUT=$DECISION"
+"""
+    repo = sample_repo(tmp_path, workflow)
     write_policy(repo / "gates.yml", binary_policy())
     git(repo, "init", "-q")
     git(repo, "remote", "add", "origin", "https://github.com/acme/models.git")
@@ -105,7 +113,9 @@ def test_root_action_gates_and_publishes_a_pull_request(tmp_path):
     git(repo, "commit", "-qm", "model")
     head = git(repo, "rev-parse", "HEAD")
     event = tmp_path / "event.json"
-    event.write_text(json.dumps({"pull_request": {"number": 7, "head": {"sha": head}}}))
+    event.write_text(
+        json.dumps({"pull_request": {"number": 7, "head": {"sha": head}, "user": {"login": "carol"}}})
+    )
     with FakeGitHub({"ghs_fake": "github-actions[bot]"}, {7: head}) as gh:
         res = run_act(
             repo, "pull_request", event, "-s", "GITHUB_TOKEN=ghs_fake", "--env", f"GITHUB_API_URL={gh.url}"

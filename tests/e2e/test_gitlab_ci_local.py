@@ -1,6 +1,6 @@
-"""The GitLab components run for real by gitlab-ci-local (shell executor, no Docker) in a sample project that
-includes them with inputs: evaluate decides and posts to a fake GitLab API on loopback; a manual promotion job
-promotes a signed, registered model from the project's registry folder."""
+"""The GitLab example pipeline run for real by gitlab-ci-local (shell executor, no Docker) in a sample project
+that vendors the components: on a merge request, evaluate decides and posts to a fake GitLab API on loopback;
+the manual promotion job promotes a signed, registered model from the project's registry folder."""
 
 from __future__ import annotations
 
@@ -20,19 +20,17 @@ from tests.fakes.openapi import validate
 
 ROOT = Path(__file__).resolve().parents[2]
 GCL = ROOT / ".cache" / "npm" / "node_modules" / ".bin" / "gitlab-ci-local"
-PIPELINE = """include:
-  - component: $CI_SERVER_FQDN/$CI_PROJECT_PATH/evaluate@$CI_COMMIT_SHA
-    inputs:
-      job-prefix: gate
-      policy: gates.yml
-      out: gate-out
-  - component: $CI_SERVER_FQDN/$CI_PROJECT_PATH/promote@$CI_COMMIT_SHA
-    inputs:
-      job-prefix: release
-      model: churn
-      environment: staging
-      registry: registry
-"""
+EXAMPLE = ROOT / "examples" / "gitlab" / ".gitlab-ci.yml"
+
+
+def example_pipeline() -> str:
+    """examples/gitlab/.gitlab-ci.yml as shipped, with its components taken from this project at this commit
+    (as a project that vendors them would) and the registry a folder of the project."""
+    text = EXAMPLE.read_text()
+    text = text.replace("$CI_SERVER_FQDN/mlops-gates/mlops-gates/", "$CI_SERVER_FQDN/$CI_PROJECT_PATH/")
+    text = text.replace("@0.1.0", "@$CI_COMMIT_SHA").replace("/srv/mlops-gates/registry", "registry")
+    assert "mlops-gates/mlops-gates" not in text and "@0.1.0" not in text
+    return text
 
 
 def gitlab_ci_local() -> Path:
@@ -56,7 +54,6 @@ def test_components_run_in_a_sample_project(tmp_path):
     gcl = gitlab_ci_local()
     repo = tmp_path / "models"
     shutil.copytree(ROOT / "gitlab" / "templates", repo / "templates")  # a component project's layout
-    (repo / ".gitlab-ci.yml").write_text(PIPELINE)
     write_parquet(repo / "eval.parquet", binary_frame())
     key, pub = keypair(repo)
     promotion = {
@@ -92,15 +89,17 @@ def test_components_run_in_a_sample_project(tmp_path):
             "CI_API_V4_URL": f"{gl.url}/api/v4",
             "CI_PROJECT_ID": "42",
             "CI_MERGE_REQUEST_IID": "3",
+            "CI_PIPELINE_SOURCE": "merge_request_event",
             "GITLAB_USER_LOGIN": "erin",
             "MLOPS_GATES_DIGEST": version.digest,
         }
         # as project CI/CD variables would; MLOPS_GATES_VENV: installed already, so no pip and no network
         variables["MLOPS_GATES_VENV"] = str(Path(sys.executable).parent.parent)
-        pipeline = yaml.safe_load(PIPELINE)
+        pipeline = yaml.safe_load(example_pipeline())
         pipeline["variables"] = variables
         (repo / ".gitlab-ci.yml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
-        git(repo, "commit", "-qam", "variables")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-qm", "pipeline")
         head = git(repo, "rev-parse", "HEAD")
         res = subprocess.run(
             [
@@ -108,7 +107,7 @@ def test_components_run_in_a_sample_project(tmp_path):
                 "--force-shell-executor",
                 "--no-color",
                 "--manual",
-                "release-promote-staging",
+                "mlops-gates-promote-staging",
             ],
             cwd=repo,
             capture_output=True,
@@ -117,8 +116,10 @@ def test_components_run_in_a_sample_project(tmp_path):
         )
         log = res.stdout + res.stderr
         assert res.returncode == 0, log[-4000:]
-        assert "PASS  gate-evaluate" in log and "PASS  release-promote-staging" in log, log[-4000:]
+        assert "PASS  mlops-gates-evaluate" in log and "PASS  mlops-gates-promote-staging" in log, log[-4000:]
+        assert "mlops-gates-sign" not in log and "promote-production" not in log  # tags only; not asked for
         record = json.loads((repo / "gate-out" / "decision.json").read_text())
+        assert (repo / "gate-out" / "junit.xml").is_file()
         assert record["decision"] == "PROMOTE" and record["ci"]["platform"] == "gitlab"
         assert record["ci"]["commit"] == head and record["ci"]["merge_request"] == 3
         notes = gl.notes.get(3, [])
