@@ -315,6 +315,38 @@ def test_skops_type_outside_the_allow_list_is_refused_by_name(workspace):
         )
 
 
+CUDA_TOLERANCE = 1e-5  # probabilities: CPU and GPU kernels differ in the last float32 bits
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "torch-export", "safetensors"])
+def test_cuda_predicts_as_the_cpu_does(workspace, fmt):
+    """On a machine with a GPU: the same model, the same rows, CPU against CUDA, within CUDA_TOLERANCE."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device here (the CPU build of torch, or no GPU)")
+    folder, data = workspace
+    model, X = train_torch(data)
+    paths = save_torch(model, X, folder)
+    scores = {}
+    for device in ("cpu", "cuda"):
+        pinned = pin(paths[fmt])
+        spec = ModelSpec(
+            pinned.path,
+            model_class="mlp_model:MLP" if fmt == "safetensors" else None,
+            features=tuple(FEATURES),
+            device=device,
+            batch_size=700,
+        )
+        out = folder / f"{device}.parquet"
+        metrics = predict(
+            spec, Task("binary", 1), Dataset(folder / "eval.parquet", "parquet"), out, expected=pinned.files
+        )
+        assert metrics["device"] == device
+        scores[device] = pq.read_table(out).column("score").to_numpy()
+    assert np.abs(scores["cpu"] - scores["cuda"]).max() <= CUDA_TOLERANCE
+
+
 def test_torch_refusals_and_bad_inputs(workspace, monkeypatch):
     folder, data = workspace
     model, X = train_torch(data)
@@ -343,8 +375,11 @@ def test_torch_refusals_and_bad_inputs(workspace, monkeypatch):
         run_(ModelSpec(paths["torchscript"], features=("x1", "x2", "x3", "group")))
     with pytest.raises(GateError, match="need the model's class"):
         run_(ModelSpec(paths["safetensors"], features=tuple(FEATURES)))
-    with pytest.raises(GateError, match="no CUDA device is visible"):
-        run_(ModelSpec(paths["torchscript"], features=tuple(FEATURES), device="cuda"))
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(GateError, match="no CUDA device is visible"):
+            run_(ModelSpec(paths["torchscript"], features=tuple(FEATURES), device="cuda"))
     with pytest.raises(GateError, match="features"):
         run_(ModelSpec(paths["torchscript"], features=("x1", "x2")))  # two inputs for a four-input model
 
