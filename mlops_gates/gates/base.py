@@ -120,12 +120,12 @@ class Context:
     out_dir: Path | None = None  # where gates may leave files beside the record (deepchecks' HTML)
     _cache: dict[tuple[Any, ...], Bootstrap] = field(default_factory=dict)
 
-    def resampled(self, names: tuple[str, ...], unit: str = "row") -> Bootstrap:
-        key = (names, unit)
+    def resampled(self, names: tuple[str, ...], unit: str = "row", stratified: bool = True) -> Bootstrap:
+        key = (names, unit) if stratified else (names, unit, "unstratified")
         if key not in self._cache:
             s = self.policy.settings
             seed = (s.seed * 1_000_003 + zlib.crc32(repr(key).encode())) % (2**32)
-            self._cache[key] = resample(self.stats, names, s.replicates, seed, unit)
+            self._cache[key] = resample(self.stats, names, s.replicates, seed, unit, stratified)
         return self._cache[key]
 
 

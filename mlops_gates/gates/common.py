@@ -58,7 +58,9 @@ def metric_values(
         keys = ("y", *(f"{s}bin" for s in sides))
         if "roc_auc" in scores and stats.task == "multiclass":  # one-vs-rest needs every class's score bins
             keys += tuple(f"p{k}_{s}" for s in sides for k in range(len(stats.classes)))
-        r = ctx.resampled(keys)
+        # a paired overall comparison resamples rows without strata: the groups would multiply the joint
+        # table's cells (up to groups x labels x bins x bins, about as many as rows at a million rows)
+        r = ctx.resampled(keys, stratified=bool(groupings) or not paired)
         G, labels = group_matrix(stats, r.table.keys["stratum"], groupings) if groupings else (None, [])
         vals = r.apply(lambda b: score_metrics(b, side, stats.edges, len(stats.classes), G))
         for k in scores:

@@ -83,9 +83,20 @@ class Bootstrap:
 
 
 def resample(
-    stats: EvalStats, names: tuple[str, ...], replicates: int, seed: int, unit: str = "row"
+    stats: EvalStats,
+    names: tuple[str, ...],
+    replicates: int,
+    seed: int,
+    unit: str = "row",
+    stratified: bool = True,
 ) -> Bootstrap:
-    return Bootstrap(stats.cells.groupby(("stratum", *names)), replicates, seed, unit)
+    """The table on `names` and its bootstrap: stratified by group (the default), or not, where a metric is
+    about the whole set and the groups would only multiply its cells (the joint score table)."""
+    if stratified:
+        return Bootstrap(stats.cells.groupby(("stratum", *names)), replicates, seed, unit)
+    t = stats.cells.groupby(names)
+    t.keys["stratum"] = np.zeros(len(t), dtype=np.int64)  # one stratum: a plain row bootstrap
+    return Bootstrap(t, replicates, seed, unit)
 
 
 def group_matrix(

@@ -24,12 +24,10 @@ class CellTable:
             return CellTable(
                 {}, {k: np.array([v.sum()]) for k, v in self.sums.items()}, np.array([self.n.sum()])
             )
-        stacked = np.stack([self.keys[k] for k in names], axis=1)
-        uniq, inv = np.unique(stacked, axis=0, return_inverse=True)
-        inv = inv.reshape(-1)
-        m = len(uniq)
+        keys, inv = _unique_rows([self.keys[k] for k in names])
+        m = len(keys[0]) if keys else 0
         return CellTable(
-            {k: uniq[:, i] for i, k in enumerate(names)},
+            dict(zip(names, keys, strict=True)),
             {k: np.bincount(inv, weights=v, minlength=m) for k, v in self.sums.items()},
             np.bincount(inv, weights=self.n, minlength=m).astype(np.int64),
         )
@@ -45,6 +43,26 @@ class CellTable:
             np.concatenate([self.n, other.n]),
         )
         return both.groupby(names)
+
+
+def _unique_rows(columns: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+    """The distinct key tuples in lexicographic order, and each row's index among them. Packs the keys into
+    one int64 code when their ranges allow (a 1-D unique is several times faster than a row-wise one)."""
+    lo = [int(c.min()) if len(c) else 0 for c in columns]
+    span = [int(c.max()) - low + 1 if len(c) else 1 for c, low in zip(columns, lo, strict=True)]
+    if float(np.prod([float(x) for x in span])) < 2.0**62:
+        code = np.zeros(len(columns[0]), dtype=np.int64)
+        for c, low, width in zip(columns, lo, span, strict=True):
+            code = code * width + (c.astype(np.int64) - low)
+        uniq, inv = np.unique(code, return_inverse=True)
+        out = []
+        for low, width in zip(reversed(lo), reversed(span), strict=True):
+            out.append(uniq % width + low)
+            uniq = uniq // width
+        return out[::-1], inv.reshape(-1)
+    stacked = np.stack(columns, axis=1)
+    rows, inv = np.unique(stacked, axis=0, return_inverse=True)
+    return [rows[:, i] for i in range(rows.shape[1])], inv.reshape(-1)
 
 
 def from_rows(keys: dict[str, np.ndarray], values: dict[str, np.ndarray]) -> CellTable:

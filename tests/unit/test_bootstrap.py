@@ -178,3 +178,49 @@ def test_a_model_exactly_at_the_threshold_is_rarely_promoted():
     assert passed <= 0.05  # nominal 0.025; the bound leaves room for simulation noise
     good = [_gate_accuracy(0.87, 400, 0.8, rng) for _ in range(100)]
     assert sum(s == Status.PASS for s in good) / len(good) >= 0.9  # and a clearly better one is not held
+
+
+def test_grouping_keys_packed_or_not_gives_the_same_table():
+    """The packed 1-D unique and the row-wise one agree on order, keys and inverse, negatives included."""
+    from mlops_gates.stats.table import _unique_rows
+
+    rng = np.random.default_rng(3)
+    cols = [rng.integers(-1, 3, 5000), rng.integers(0, 201, 5000), rng.integers(0, 7, 5000)]
+    keys, inv = _unique_rows(cols)
+    rows, want_inv = np.unique(np.stack(cols, axis=1), axis=0, return_inverse=True)
+    assert all(np.array_equal(k, rows[:, i]) for i, k in enumerate(keys))
+    assert np.array_equal(inv, want_inv.reshape(-1))
+    wide = [rng.integers(0, 2**40, 100), rng.integers(0, 2**40, 100)]  # too wide to pack: the row-wise path
+    keys, inv = _unique_rows(wide)
+    assert np.array_equal(np.stack(keys, axis=1)[inv], np.stack(wide, axis=1))
+
+
+def test_paired_auc_interval_unstratified_agrees_with_the_stratified_one(binary_case):
+    """The paired score table drops the strata (cells ~ rows otherwise); its interval for the AUC difference
+    stays that of a row bootstrap: within a tenth of the stratified one's width here."""
+    from mlops_gates import policy as P
+    from mlops_gates.gates.base import Context
+    from mlops_gates.gates.common import metric_values
+    from mlops_gates.stats.collect import collect
+    from mlops_gates.stats.compute import score_metrics
+    from tests.conftest import binary_policy, write_policy
+
+    folder, _ = binary_case
+    pol = P.load(write_policy(folder / "gates.yml", binary_policy()))
+    ctx = Context(pol, collect(pol))
+    c, _, _ = metric_values(ctx, "c", ["roc_auc"], paired=True)
+    b, _, _ = metric_values(ctx, "b", ["roc_auc"], paired=True)
+    unstratified = ctx._cache[(("y", "cbin", "bbin"), "row", "unstratified")]
+    assert set(unstratified.table.keys["stratum"]) == {0}
+    d = c["roc_auc"] - b["roc_auc"]
+
+    def diff(r):
+        return (
+            score_metrics(r, "c", ctx.stats.edges, 2)["roc_auc"]
+            - score_metrics(r, "b", ctx.stats.edges, 2)["roc_auc"]
+        )
+
+    strat = ctx.resampled(("y", "cbin", "bbin")).apply(diff)
+    w_un = np.subtract(*np.quantile(d[1:], [0.975, 0.025]))
+    w_st = np.subtract(*np.quantile(strat[1:], [0.975, 0.025]))
+    assert d[0] == pytest.approx(strat[0]) and abs(w_un - w_st) < 0.1 * w_st, (w_un, w_st)
