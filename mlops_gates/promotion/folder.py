@@ -11,13 +11,20 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from mlops_gates.digest import sha256_file
 from mlops_gates.errors import GateError
 from mlops_gates.promotion.audit import Pointer
 from mlops_gates.promotion.ledger import write_atomic
-from mlops_gates.promotion.registry import Tampered, Version, check_digest, check_name
-
-SIGNATURE, DECISION = "model.sig", "model.decision.sig"
+from mlops_gates.promotion.registry import (
+    DECISION,
+    SIGNATURE,
+    Tampered,
+    Version,
+    already,
+    check_digest,
+    check_name,
+    checked,
+    describe,
+)
 
 
 class FolderStore:
@@ -32,26 +39,17 @@ class FolderStore:
     def add(
         self, model: str, files: Path, signature: Path | None, decision: Path | None
     ) -> tuple[Version, bool]:
-        from mlops_gates.signing.statements import manifest
-
-        m = manifest(files, [str(p) for p in (signature, decision) if p is not None])
-        digest = "sha256:" + m.root_digest
-        meta = {
-            "model": model,
-            "digest": digest,
-            "files": {n: f"sha256:{d}" for n, d in sorted(m.files.items())},
-            "signature": sha256_file(signature) if signature else None,
-            "decision": sha256_file(decision) if decision else None,
-        }
+        names, meta = describe(model, files, signature, decision)
+        digest = meta["digest"]
         final = self._dir(model, digest)
         if not final.exists():
             final.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=".incoming-", dir=final.parent))
             try:
-                for rel in m.files:
+                (tmp / "files").mkdir()
+                for rel in names:
                     (tmp / "files" / rel).parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(files / rel, tmp / "files" / rel)
-                (tmp / "files").mkdir(exist_ok=True)
                 for src, name in ((signature, SIGNATURE), (decision, DECISION)):
                     if src is not None:
                         shutil.copy2(src, tmp / name)
@@ -63,15 +61,7 @@ class FolderStore:
                     raise
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
-        stored = self._meta(final)
-        if stored != meta:
-            changed = [k for k in ("files", "signature", "decision") if stored.get(k) != meta[k]]
-            raise GateError(
-                f"{model} {digest} is already registered with other {' and '.join(changed)}",
-                where=str(final),
-                hint="versions are write-once: register the new content (it has its own digest), "
-                "or re-sign nothing after registering",
-            )
+        already(self._meta(final), meta, str(final))
         return self.version(model, digest), False
 
     def _meta(self, vdir: Path) -> dict[str, Any]:
@@ -82,8 +72,6 @@ class FolderStore:
             raise Tampered(f"version.json is unreadable ({exc})", where=str(vdir)) from None
 
     def version(self, model: str, digest: str) -> Version:
-        from mlops_gates.models.pin import root_digest
-
         vdir = self._dir(model, digest)
         if not vdir.is_dir():
             raise GateError(
@@ -91,31 +79,7 @@ class FolderStore:
                 where=self.location,
                 hint="register it first: mlops-gates register --registry REG --model NAME MODEL_DIR",
             )
-        meta = self._meta(vdir)
-        on_disk = {
-            p.relative_to(vdir / "files").as_posix(): sha256_file(p)
-            for p in sorted((vdir / "files").rglob("*"))
-            if p.is_file()
-        }
-        if meta.get("digest") != digest or root_digest(meta.get("files", {})) != digest:
-            raise Tampered(f"version.json does not describe {digest}", where=str(vdir))
-        if on_disk != meta["files"]:
-            diff = sorted(set(on_disk.items()) ^ set(meta["files"].items()))
-            raise Tampered(
-                f"the version's files changed after it was registered: {', '.join(sorted({n for n, _ in diff}))}",
-                where=str(vdir),
-                hint="restore the files from version control; never edit a registered version",
-            )
-        paths: dict[str, Path | None] = {}
-        for key, name in (("signature", SIGNATURE), ("decision", DECISION)):
-            p = vdir / name
-            got = sha256_file(p) if p.is_file() else None
-            if got != meta.get(key):
-                raise Tampered(f"{name} changed after the version was registered", where=str(vdir))
-            paths[key] = p if got else None
-        return Version(
-            model, digest, vdir / "files", paths["signature"], paths["decision"], str(vdir / "files")
-        )
+        return checked(self._meta(vdir), digest, vdir, str(vdir), str(vdir / "files"))
 
     def versions(self, model: str) -> list[str]:
         base = self.root / "models" / check_name(model) / "versions"

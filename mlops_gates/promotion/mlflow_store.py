@@ -13,11 +13,20 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from mlops_gates.digest import sha256_file
 from mlops_gates.errors import GateError
 from mlops_gates.platforms.http import Http, PublishError, Response
 from mlops_gates.promotion.audit import Pointer
-from mlops_gates.promotion.registry import Tampered, Version, check_digest, check_name
+from mlops_gates.promotion.registry import (
+    DECISION,
+    SIGNATURE,
+    Tampered,
+    Version,
+    already,
+    check_digest,
+    check_name,
+    checked,
+    describe,
+)
 
 EXPERIMENT = "mlops-gates"
 TAG = "mlops_gates."
@@ -96,27 +105,11 @@ class MLflowStore:
     def add(
         self, model: str, files: Path, signature: Path | None, decision: Path | None
     ) -> tuple[Version, bool]:
-        from mlops_gates.signing.statements import manifest
-
-        m = manifest(files, [str(p) for p in (signature, decision) if p is not None])
-        digest = "sha256:" + m.root_digest
-        meta = {
-            "model": model,
-            "digest": digest,
-            "files": {n: f"sha256:{d}" for n, d in sorted(m.files.items())},
-            "signature": sha256_file(signature) if signature else None,
-            "decision": sha256_file(decision) if decision else None,
-        }
+        names, meta = describe(model, files, signature, decision)
+        digest = meta["digest"]
         existing = self._version_of(model, digest)
         if existing is not None:
-            stored = self._meta(existing)
-            if stored != meta:
-                changed = [k for k in ("files", "signature", "decision") if stored.get(k) != meta[k]]
-                raise GateError(
-                    f"{model} {digest} is already registered with other {' and '.join(changed)}",
-                    where=self.location,
-                    hint="versions are write-once: register the new content (it has its own digest)",
-                )
+            already(self._meta(existing), meta, self.location)
             return self.version(model, digest), False
         exp = self._call(
             "GET", "mlflow/experiments/get-by-name", params={"experiment_name": EXPERIMENT}, ok=_found
@@ -133,9 +126,9 @@ class MLflowStore:
             json_body={"experiment_id": exp_id, "run_name": f"{model}-{digest[7:19]}"},
         )["run"]["info"]
         root = self._artifact_path(run["artifact_uri"]) + "/model"
-        for rel in m.files:
+        for rel in names:
             self._upload(root, f"files/{rel}", (files / rel).read_bytes())
-        for src, name in ((signature, "model.sig"), (decision, "model.decision.sig")):
+        for src, name in ((signature, SIGNATURE), (decision, DECISION)):
             if src is not None:
                 self._upload(root, name, src.read_bytes())
         version_json = (json.dumps(meta, indent=2) + "\n").encode()
@@ -178,8 +171,6 @@ class MLflowStore:
         return meta
 
     def version(self, model: str, digest: str) -> Version:
-        from mlops_gates.models.pin import root_digest
-
         mv = self._version_of(model, digest)
         if mv is None:
             raise GateError(
@@ -188,33 +179,10 @@ class MLflowStore:
                 hint="register it first: mlops-gates register --registry REG --model NAME MODEL_DIR",
             )
         meta = self._meta(mv)
-        if meta.get("digest") != digest or root_digest(meta.get("files", {})) != digest:
-            raise Tampered(f"version.json does not describe {digest}", where=mv["source"])
         local = Path(self._cache.name) / model / digest[7:]
         if not local.is_dir():
             self._download(self._artifact_path(mv["source"]), local)
-        on_disk = {
-            p.relative_to(local / "files").as_posix(): sha256_file(p)
-            for p in sorted((local / "files").rglob("*"))
-            if p.is_file()
-        }
-        if on_disk != meta["files"]:
-            diff = sorted({n for n, _ in set(on_disk.items()) ^ set(meta["files"].items())})
-            raise Tampered(
-                f"the version's files changed after it was registered: {', '.join(diff)}",
-                where=mv["source"],
-                hint="never edit a registered version's artifacts",
-            )
-        paths: dict[str, Path | None] = {}
-        for key, name in (("signature", "model.sig"), ("decision", "model.decision.sig")):
-            p = local / name
-            got = sha256_file(p) if p.is_file() else None
-            if got != meta.get(key):
-                raise Tampered(f"{name} changed after the version was registered", where=mv["source"])
-            paths[key] = p if got else None
-        return Version(
-            model, digest, local / "files", paths["signature"], paths["decision"], f"{mv['source']}/files"
-        )
+        return checked(meta, digest, local, mv["source"], f"{mv['source']}/files")
 
     def versions(self, model: str) -> list[str]:
         found = (

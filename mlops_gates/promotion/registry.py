@@ -74,6 +74,68 @@ class Registry:
         return self.store.location
 
 
+SIGNATURE, DECISION = "model.sig", "model.decision.sig"  # their names inside a version
+
+
+def describe(
+    model: str, files: Path, signature: Path | None, decision: Path | None
+) -> tuple[list[str], dict[str, Any]]:
+    """A version's file list and version.json: root digest, each file's digest, its signatures' digests."""
+    from mlops_gates.digest import sha256_file
+    from mlops_gates.signing.statements import manifest
+
+    m = manifest(files, [str(p) for p in (signature, decision) if p is not None])
+    meta = {
+        "model": model,
+        "digest": "sha256:" + m.root_digest,
+        "files": {n: f"sha256:{d}" for n, d in sorted(m.files.items())},
+        "signature": sha256_file(signature) if signature else None,
+        "decision": sha256_file(decision) if decision else None,
+    }
+    return sorted(m.files), meta
+
+
+def already(stored: dict[str, Any], meta: dict[str, Any], where: str) -> None:
+    """Write-once: the same content again is fine; other content under the same digest is refused."""
+    if stored != meta:
+        changed = [k for k in ("files", "signature", "decision") if stored.get(k) != meta[k]]
+        raise GateError(
+            f"{meta['model']} {meta['digest']} is already registered with other {' and '.join(changed)}",
+            where=where,
+            hint="versions are write-once: register the new content (it has its own digest), "
+            "or re-sign nothing after registering",
+        )
+
+
+def checked(meta: dict[str, Any], digest: str, local: Path, where: str, uri: str) -> Version:
+    """A version whose local copy (files/, signatures) is exactly what version.json registered."""
+    from mlops_gates.digest import sha256_file
+    from mlops_gates.models.pin import root_digest
+
+    if meta.get("digest") != digest or root_digest(meta.get("files", {})) != digest:
+        raise Tampered(f"version.json does not describe {digest}", where=where)
+    on_disk = {
+        p.relative_to(local / "files").as_posix(): sha256_file(p)
+        for p in sorted((local / "files").rglob("*"))
+        if p.is_file()
+    }
+    if on_disk != meta["files"]:
+        diff = sorted({n for n, _ in set(on_disk.items()) ^ set(meta["files"].items())})
+        raise Tampered(
+            f"the version's files changed after it was registered: {', '.join(diff)}",
+            where=where,
+            hint="restore them from version control; never edit a registered version",
+        )
+    paths: dict[str, Path | None] = {}
+    for key, name in (("signature", SIGNATURE), ("decision", DECISION)):
+        p = local / name
+        got = sha256_file(p) if p.is_file() else None
+        if got != meta.get(key):
+            raise Tampered(f"{name} changed after the version was registered", where=where)
+        paths[key] = p if got else None
+    return Version(meta["model"], digest, local / "files", paths["signature"], paths["decision"], uri)
+
+
 def check_name(model: str) -> str:
     if not NAME.match(model):
         raise GateError(
