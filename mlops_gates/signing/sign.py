@@ -44,17 +44,16 @@ def sign(
     # neither signature is part of the model
     m = manifest(model_dir, [*ignore, str(signature), str(decision_out)])
     payload = canonical(m.statement())
-    signature.write_text(json.dumps(key.sign_bundle(payload, PAYLOAD_TYPE), indent=2) + "\n")
-    written = None
+    rec = None
     if decision is not None:
         from mlops_gates.publish import load_record
 
-        rec = load_record(decision)
-        decision_out.write_text(
-            json.dumps(
-                key.sign_bundle(canonical(decision_statement(rec, m, payload)), PAYLOAD_TYPE), indent=2
-            )
-            + "\n"
-        )
-        written = decision_out
-    return Signed(signature, written, len(m.files), m.subject_digest, m.root_digest)
+        rec = load_record(decision)  # a bad record fails before anything is signed
+    bundles = {signature: key.sign_bundle(payload, PAYLOAD_TYPE)}
+    if rec is not None:
+        bundles[decision_out] = key.sign_bundle(canonical(decision_statement(rec, m, payload)), PAYLOAD_TYPE)
+    for path, bundle in bundles.items():  # written only once every signature is made
+        path.write_text(json.dumps(bundle, indent=2) + "\n")
+    return Signed(
+        signature, decision_out if rec is not None else None, len(m.files), m.subject_digest, m.root_digest
+    )
