@@ -4,8 +4,8 @@ Seeded synthetic data: a binary task, 20 numeric and 5 categorical features, two
 and 3 groups, candidate and baseline scores. Times, side by side in one run: `evaluate` (integrity, accuracy,
 fairness, paired regression, 2,000 bootstrap replicates); fairlearn's MetricFrame computing the same per-group
 rates plus demographic-parity and equalized-odds differences (numbers checked against ours); and the floor,
-reading the needed columns from Parquet with pyarrow. Not yet here: deepchecks and Evidently, which need
-environments of their own.
+reading the needed columns from Parquet with pyarrow; and deepchecks' data_integrity suite in the environment
+`make test` creates (up to 100k rows). Not yet here: Evidently, which needs an environment of its own.
 Usage: python bench/speed.py [--sizes 10000 100000 1000000] [--out bench/RESULTS.md]
 """
 
@@ -86,10 +86,10 @@ def make(n: int, folder: Path) -> Path:
     return path
 
 
-def timed(code: str, folder: Path) -> tuple[float, float]:
+def timed(code: str, folder: Path, python: str = sys.executable) -> tuple[float, float]:
     """Run `code` in a fresh interpreter; wall seconds and peak RSS (MB) of that process alone."""
     t = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=folder)
+    proc = subprocess.Popen([python, "-c", code], cwd=folder)
     _, status, usage = os.wait4(proc.pid, 0)
     if os.waitstatus_to_exitcode(status) not in (0, 1):
         raise SystemExit(f"benchmark step failed: {code[:80]}")
@@ -113,6 +113,18 @@ for side in ('cand', 'base'):
     roc_auc_score(t['y'], t[side])
 """
 
+# deepchecks' data_integrity suite on the same columns, in its own environment (numpy 1); its default conditions
+DEEPCHECKS = """
+import warnings; warnings.filterwarnings('ignore')
+import pandas as pd
+from deepchecks.tabular import Dataset
+from deepchecks.tabular.suites import data_integrity
+t = pd.read_parquet('eval.parquet', columns=[f'x{i}' for i in range(20)] + [f'k{i}' for i in range(5)] + ['y'])
+data_integrity().run(Dataset(t, label='y', cat_features=[f'k{i}' for i in range(5)]))
+"""
+DEEPCHECKS_ENV = Path(__file__).resolve().parents[1] / ".cache" / "deepchecks" / "bin" / "python"
+DEEPCHECKS_MAX_ROWS = 100_000  # 57 s at 1M rows (NOTES): measured up to here
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
@@ -133,6 +145,11 @@ def main() -> None:
             runs = [timed(code, folder) for _ in range(args.repeat)]
             res[name] = (statistics.median(r[0] for r in runs), max(r[1] for r in runs))
             print(f"{n:>9,} rows  {name:24s} {res[name][0]:7.2f} s  {res[name][1]:7.0f} MB", flush=True)
+        if DEEPCHECKS_ENV.exists() and n <= DEEPCHECKS_MAX_ROWS:
+            name = "deepchecks data_integrity"
+            runs = [timed(DEEPCHECKS, folder, str(DEEPCHECKS_ENV)) for _ in range(args.repeat)]
+            res[name] = (statistics.median(r[0] for r in runs), max(r[1] for r in runs))
+            print(f"{n:>9,} rows  {name:24s} {res[name][0]:7.2f} s  {res[name][1]:7.0f} MB", flush=True)
         rows.append((n, res))
     lines = [
         "# Speed: mlops-gates against the tools a user would pick instead",
@@ -141,15 +158,15 @@ def main() -> None:
         f"Median of {args.repeat} runs, each in a fresh process (imports included); peak RSS of that process. "
         "Command: `python bench/speed.py`.",
         "",
-        "| rows | tool | median wall (s) | peak RSS (MB) | vs read floor | fairlearn / mlops-gates |",
+        "| rows | tool | median wall (s) | peak RSS (MB) | vs read floor | it / mlops-gates |",
         "|---|---|---|---|---|---|",
     ]
     for n, res in rows:
         floor = res["read (floor)"][0]
         for name, (wall, rss) in res.items():
             ratio = (
-                res["fairlearn MetricFrame"][0] / res["mlops-gates evaluate"][0]
-                if name == "mlops-gates evaluate"
+                wall / res["mlops-gates evaluate"][0]
+                if name in ("fairlearn MetricFrame", "deepchecks data_integrity")
                 else None
             )
             lines.append(
@@ -159,7 +176,8 @@ def main() -> None:
         "",
         "mlops-gates does more work than the MetricFrame here (integrity, intervals from 2,000 bootstrap replicates,",
         "paired comparisons, intersections, reports); fairlearn gives point estimates only. Process start-up and",
-        "imports are inside every number; deepchecks and Evidently are not measured yet (see the open scale issue).",
+        "imports are inside every number. deepchecks' data_integrity suite (its own environment, default conditions) is",
+        "measured up to 100k rows; Evidently is not measured yet (see the open scale issue).",
     ]
     args.out.write_text("\n".join(lines) + "\n")
     print(
