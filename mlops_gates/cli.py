@@ -355,9 +355,14 @@ def sign_cmd(
 
         signer = KeylessSigner(find_identity_token(identity_token), trust_config)
     s = sign(model_dir, signer, signature=signature, decision=decision, ignore=ignore)
-    click.echo(f"signed {s.files} files of {model_dir} (sha256:{s.subject_digest}) -> {s.signature}")
+    click.echo(
+        f"signed {s.files} files of {model_dir} (model-signing subject sha256:{s.subject_digest}) -> {s.signature}"
+    )
     if s.decision:
-        click.echo(f"signed the decision about sha256:{s.root_digest} -> {s.decision}")
+        click.echo(f"signed the decision about it -> {s.decision}")
+    click.echo(
+        f"digest sha256:{s.root_digest}"
+    )  # the root digest: what register and promote call the version
 
 
 @cli.command("verify")

@@ -246,3 +246,47 @@ def test_promotion_dispatch_runs_the_example_workflow(tmp_path):
     assert (
         len((repo / "registry" / "audit.jsonl").read_text().splitlines()) == 1
     )  # the copy changed, not this
+
+
+SIGN = """on: workflow_dispatch
+jobs:
+  sign:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@08c6903cd8c0fde910a37f88322edcfb5dd907a8
+      - id: sign
+        uses: ./mlops-gates/actions/sign
+        with:
+          model: models/candidate
+          decision: decision.json
+          signing-key: ${{ secrets.MODEL_SIGNING_KEY }}
+      - env:
+          DIGEST: ${{ steps.sign.outputs.digest }}
+          SIGNATURE: ${{ steps.sign.outputs.signature }}
+        run: test -f "$SIGNATURE" && echo "SIGNED_DIGEST=$DIGEST"
+"""
+
+
+def test_sign_action_outputs_the_digest_register_uses(tmp_path):
+    from mlops_gates.evaluate import run
+    from mlops_gates.signing.statements import manifest
+    from tests.integration.test_signing import keypair
+
+    repo = sample_repo(tmp_path, SIGN)
+    write_policy(repo / "gates.yml", binary_policy())
+    run(repo / "gates.yml", repo / "out")
+    (repo / "out" / "decision.json").rename(repo / "decision.json")
+    model = repo / "models" / "candidate"
+    model.mkdir(parents=True)
+    (model / "weights.bin").write_bytes(bytes(range(256)) * 4)
+    key, _ = keypair(tmp_path)
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "model")
+    event = tmp_path / "dispatch.json"
+    event.write_text("{}")
+    res = run_act(repo, "workflow_dispatch", event, "-s", f"MODEL_SIGNING_KEY={key.read_text()}")
+    log = res.stdout + res.stderr
+    assert res.returncode == 0, log[-3000:]
+    assert f"SIGNED_DIGEST=sha256:{manifest(model).root_digest}" in log
+    assert "PRIVATE KEY" not in log  # the key never reaches the log
