@@ -289,6 +289,12 @@ def scan(model_path: Path, as_json: bool) -> None:
 ignore_option = click.option(
     "--ignore-path", "ignore", multiple=True, help="A path inside the model folder to leave out (repeatable)."
 )
+trust_config_option = click.option(
+    "--trust-config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A Sigstore client trust configuration, for a private deployment (default: public-good Sigstore).",
+)
 
 
 @cli.command("sign")
@@ -323,12 +329,7 @@ ignore_option = click.option(
     default=None,
     help="Keyless: an OIDC token (default: SIGSTORE_ID_TOKEN, or GitHub Actions' id-token endpoint).",
 )
-@click.option(
-    "--trust-config",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Keyless: a Sigstore client trust configuration (default: public-good Sigstore).",
-)
+@trust_config_option
 @ignore_option
 def sign_cmd(
     model_dir: Path,
@@ -386,12 +387,7 @@ def sign_cmd(
     default=None,
     help="Sigstore trusted root JSON (default: public-good Sigstore's, embedded; no network).",
 )
-@click.option(
-    "--trust-config",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="A Sigstore client trust configuration; its trusted root is used (for a private deployment).",
-)
+@trust_config_option
 @click.option(
     "--repository", default=None, help="GitHub Actions identities: the OWNER/REPO that must have signed."
 )
@@ -557,7 +553,7 @@ def main() -> None:
     try:
         cli.main(standalone_mode=False)
     except GateError as exc:
-        click.echo(f"error: {exc.render()}", err=True)
+        click.echo(f"{exc.label} {exc.render()}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         sys.exit(ExitCode.USAGE)

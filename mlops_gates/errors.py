@@ -20,6 +20,7 @@ class GateError(Exception):
     """An error a user can act on: what went wrong, where, and what to do."""
 
     exit_code = ExitCode.USAGE
+    label = "error:"  # how the command line starts the message
 
     def __init__(self, message: str, *, where: str | None = None, hint: str | None = None):
         super().__init__(message)

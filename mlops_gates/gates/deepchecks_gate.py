@@ -114,9 +114,7 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
         predictions: dict[str, Any] | None = None
         if role:
             predictions, train = _model_side(role, ctx, train, columns, tmp)
-        extra = [
-            c for c in (predictions or {}).get("scores", []) + [(predictions or {}).get("prediction")] if c
-        ]
+        extra = [c for c in (predictions["prediction"], *predictions["scores"]) if c] if predictions else []
         job = {
             "suite": cfg.get("suite"),
             "checks": cfg.get("checks", []),

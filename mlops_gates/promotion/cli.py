@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -94,11 +94,6 @@ def _emit(outcome: Any, out: Path | None) -> None:
     click.echo(text, nl=False)
 
 
-def _refused(exc: GateError) -> NoReturn:
-    click.echo(f"REFUSED {exc.render()}", err=True)
-    sys.exit(exc.exit_code)
-
-
 @click.command()
 @click.argument("model_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--model", "name", required=True, help="The model's name in the registry.")
@@ -173,14 +168,10 @@ def promote(
 ) -> None:
     """Promote a registered version into an environment, if the evidence and the rules allow it."""
     from mlops_gates.promotion.promote import promote as do
-    from mlops_gates.promotion.registry import Refused, Tampered
 
     pol = _load(policy_path)
     reg = _open(registry, ledger, policy_path, pol)
-    try:
-        outcome = do(reg, pol, name, digest, to, actor=_actor(actor), traffic=traffic, ci_run_url=_run_url())
-    except (Refused, Tampered) as exc:
-        _refused(exc)
+    outcome = do(reg, pol, name, digest, to, actor=_actor(actor), traffic=traffic, ci_run_url=_run_url())
     _emit(outcome, out)
     what = f"{traffic}% canary" if traffic else "promoted"
     click.echo(f"{name} {digest} {what} in {to}" if outcome.entry else outcome.checks[0], err=True)
@@ -205,14 +196,10 @@ def rollback(
 ) -> None:
     """Withdraw a canary, or go back to the previous stable version that still verifies, in one step."""
     from mlops_gates.promotion.promote import rollback as do
-    from mlops_gates.promotion.registry import Refused, Tampered
 
     pol = _load(policy_path)
     reg = _open(registry, ledger, policy_path, pol)
-    try:
-        outcome = do(reg, pol, name, env, actor=_actor(actor), ci_run_url=_run_url())
-    except (Refused, Tampered) as exc:
-        _refused(exc)
+    outcome = do(reg, pol, name, env, actor=_actor(actor), ci_run_url=_run_url())
     _emit(outcome, out)
 
 
@@ -248,7 +235,6 @@ def watch(
     """Compare production data with the decision's evidence; exit 1 with a rollback recommendation when the
     policy's promotion.watch triggers fire."""
     from mlops_gates.promotion.promote import rollback as do
-    from mlops_gates.promotion.registry import Refused, Tampered
     from mlops_gates.promotion.watch import watch as run_watch
 
     pol = _load(policy_path)
@@ -257,10 +243,7 @@ def watch(
     for t in report["triggers"]:
         click.echo(f"TRIGGER {t}", err=True)
     if report["triggers"] and do_rollback:
-        try:
-            outcome = do(reg, pol, name, env, actor=_actor(actor), ci_run_url=_run_url())
-        except (Refused, Tampered) as exc:
-            _refused(exc)
+        outcome = do(reg, pol, name, env, actor=_actor(actor), ci_run_url=_run_url())
         report["rollback"] = outcome.descriptor
         click.echo(f"rolled {env} back to {outcome.descriptor['digest']}", err=True)
     text = json.dumps(report, indent=2) + "\n"

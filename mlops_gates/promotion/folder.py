@@ -30,7 +30,6 @@ from mlops_gates.promotion.registry import (
 class FolderStore:
     def __init__(self, root: Path):
         self.root = root
-        self.shared = False  # a folder holds only its ledger's models
         self.location = str(root)
 
     def _dir(self, model: str, digest: str) -> Path:
@@ -89,13 +88,13 @@ class FolderStore:
             else []
         )
 
-    def models(self) -> list[str]:
+    def models(self, ours: set[str]) -> set[str]:
         base = self.root / "models"
-        return sorted(p.name for p in base.iterdir()) if base.is_dir() else []
+        return {p.name for p in base.iterdir()} | ours if base.is_dir() else set(ours)
 
     def pointers(self, models: set[str]) -> dict[tuple[str, str], dict[str, Any]]:
         out = {}
-        for model in self.models():
+        for model in sorted(models):
             for p in sorted((self.root / "models" / model / "environments").glob("*.json")):
                 try:
                     out[(model, p.stem)] = json.loads(p.read_text())

@@ -39,7 +39,6 @@ def _found(r: Response) -> bool:
 
 class MLflowStore:
     def __init__(self, location: str):
-        self.shared = True  # other ledgers' models may live here too
         self.location = location
         base = location.removeprefix("mlflow+")
         token = os.environ.get("MLFLOW_TRACKING_TOKEN", "")
@@ -198,9 +197,8 @@ class MLflowStore:
             if t["key"] == f"{TAG}digest"
         )
 
-    def models(self) -> list[str]:
-        found = self._call("GET", "mlflow/registered-models/search", params={"max_results": 1000}) or {}
-        return sorted(m["name"] for m in found.get("registered_models", []))
+    def models(self, ours: set[str]) -> set[str]:
+        return set(ours)  # the server may hold other teams' models, which are not this ledger's business
 
     def _alias(self, model: str, alias: str) -> str | None:
         """The digest tag of the version an alias points to (an alias moved by hand shows here)."""

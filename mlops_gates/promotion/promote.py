@@ -50,11 +50,8 @@ def state(reg: Registry) -> tuple[list[dict[str, Any]], dict[tuple[str, str], Po
             hint="restore the registry from version control; run `mlops-gates audit verify` for the details",
         ) from None
     derived = replay(entries)
-    ours = {e["model"] for e in entries}
-    stored = reg.store.pointers(ours)
-    # a shared store (MLflow) may hold other ledgers' models; a folder holds only this ledger's
-    keys = set(derived) | {k for k in stored if k[0] in ours or not reg.store.shared}
-    for key in sorted(keys):
+    stored = reg.store.pointers(reg.store.models({e["model"] for e in entries}))
+    for key in sorted(set(derived) | set(stored)):
         want = derived[key].as_json(*key) if key in derived else None
         if stored.get(key) != want:
             got = (stored.get(key) or {}).get("digest")
@@ -277,6 +274,7 @@ def promote(
     promo = _promotion(pol)
     idx, _ = promo.env(to)
     entries, pointers = state(reg)
+    here = pointers.get((model, to), Pointer())
     fields = _fields(
         "canary" if traffic is not None else "promote",
         model,
@@ -287,10 +285,9 @@ def promote(
         actor=actor,
         ci_run_url=ci_run_url,
         policy=pol.digest,
-        replaced=pointers.get((model, to), Pointer()).digest,
+        replaced=here.digest,
         **{"from": promo.environments[idx - 1].name if idx else None},
     )
-    here = pointers.get((model, to), Pointer())
     if traffic is None and here.digest == digest and here.canary is None:
         return Outcome(None, here, descriptor(reg, model, to, here), [f"{to} already serves {digest}"])
     try:
@@ -406,8 +403,7 @@ def verify_registry(reg: Registry) -> tuple[int, list[str]]:
     logged = {
         (e["model"], e["digest"]) for e in entries if e["action"] == "register" and e["outcome"] == "done"
     }
-    models = {m for m, _ in logged} | (set() if reg.store.shared else set(reg.store.models()))
-    for model in sorted(models):
+    for model in sorted(reg.store.models({m for m, _ in logged})):
         for digest in reg.store.versions(model):
             try:
                 reg.store.version(model, digest)

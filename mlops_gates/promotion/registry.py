@@ -20,12 +20,14 @@ class Refused(GateError):
     """A promotion or rollback that the evidence or the rules do not allow; nothing was changed."""
 
     exit_code = ExitCode.BLOCKED
+    label = "REFUSED"
 
 
 class Tampered(GateError):
     """The registry is not what mlops-gates wrote: never followed, always reported."""
 
     exit_code = ExitCode.BLOCKED
+    label = "REFUSED"
 
 
 @dataclass(frozen=True)
@@ -36,11 +38,11 @@ class Version:
     signature: Path | None
     decision: Path | None
     uri: str  # where a deploy job finds the files
+    digests: dict[str, str]  # relative name -> sha256:HEX, as registered (and just checked)
 
 
 class Store(Protocol):
     location: str
-    shared: bool  # True: other ledgers' models may live here too (MLflow); a folder is one ledger's
 
     def add(
         self, model: str, files: Path, signature: Path | None, decision: Path | None
@@ -54,11 +56,13 @@ class Store(Protocol):
 
     def versions(self, model: str) -> list[str]: ...
 
-    def models(self) -> list[str]: ...
+    def models(self, ours: set[str]) -> set[str]:
+        """The models the ledger answers for, given those its log names: a folder is one ledger's, so all of
+        its models (one the log never names is itself a finding); MLflow may hold other teams' models."""
+        ...
 
     def pointers(self, models: set[str]) -> dict[tuple[str, str], dict[str, Any]]:
-        """Environment pointers as stored, for comparison with the audit log: those of these models, and in a
-        store that is not shared every other one too."""
+        """Environment pointers of these models as stored, for comparison with the audit log."""
         ...
 
     def set_pointer(self, model: str, env: str, pointer: Pointer) -> None: ...
@@ -133,7 +137,15 @@ def checked(meta: dict[str, Any], digest: str, local: Path, where: str, uri: str
         if got != meta.get(key):
             raise Tampered(f"{name} changed after the version was registered", where=where)
         paths[key] = p if got else None
-    return Version(meta["model"], digest, local / "files", paths["signature"], paths["decision"], uri)
+    return Version(
+        meta["model"],
+        digest,
+        local / "files",
+        paths["signature"],
+        paths["decision"],
+        uri,
+        dict(meta["files"]),
+    )
 
 
 def check_name(model: str) -> str:

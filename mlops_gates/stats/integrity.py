@@ -252,14 +252,9 @@ class IntegrityCollector:
             d.add(batch.column(name))
 
     def finish(self, policy: Policy) -> IntegrityStats:
-        def joined(parts: list[np.ndarray], dtype: type) -> np.ndarray:
-            out = np.concatenate(parts) if parts else np.zeros(0, dtype)
-            parts.clear()  # one copy at a time: the per-batch pieces go as the whole arrives
-            return out
-
-        fh = joined(self.feature_hashes, np.uint64)
-        rh = joined(self.row_hashes, np.uint64)
-        y = joined(self.labels, np.int64)
+        fh = np.concatenate(self.feature_hashes) if self.feature_hashes else np.zeros(0, np.uint64)
+        rh = np.concatenate(self.row_hashes) if self.row_hashes else np.zeros(0, np.uint64)
+        y = np.concatenate(self.labels) if self.labels else np.zeros(0, np.int64)
         leakage = int(np.isin(fh, self.train_hashes).sum()) if self.train_hashes is not None else None
         return IntegrityStats(
             self.rows,

@@ -240,7 +240,7 @@ def test_a_model_walks_through_staging_canary_and_production_and_back(release):
     first = r.promote(a, "production", 4 * HOUR)  # nothing serves yet: no canary to go through
     assert first.descriptor["traffic"] == [{"digest": a, "percent": 100, "uri": first.descriptor["uri"]}]
     uri = first.descriptor["uri"]
-    if r.reg.store.shared:  # MLflow: the run's artifacts, which a deploy job fetches through the server
+    if r.reg.location.startswith("mlflow+"):  # the run's artifacts, which a deploy job fetches via the server
         assert uri.startswith("mlflow-artifacts:/") and uri.endswith("/model/files")
     else:
         assert Path(uri, "model.skops").is_file()
@@ -340,23 +340,27 @@ def test_two_racing_promotions_one_wins_the_log_stays_one_chain(release):
     a = r.model("a", ["x1", "x2"])
     b = r.model("b", ["x1", "x2", "x3"])
     results: dict[str, object] = {}
-    barrier = threading.Barrier(2)
+    ledger = r.reg.ledger
+    hold = ledger.locked
+    waiting = threading.Semaphore(0)
+
+    def counted(*args, **kw):  # each promotion reaches the lock only after it has read and checked the state
+        waiting.release()
+        return hold(*args, **kw)
 
     def go(digest: str) -> None:
-        barrier.wait()
         try:
             results[digest] = r.promote(digest, "staging", HOUR)
         except Refused as exc:
             results[digest] = exc
 
-    # hold the lock so both read the same state, then release it: they race to commit
-    with r.reg.ledger.locked():
+    # hold the lock until both have checked the same state and wait at it: then they race to commit
+    with hold():
+        ledger.locked = counted  # type: ignore[method-assign]
         threads = [threading.Thread(target=go, args=(d,)) for d in (a, b)]
         for t in threads:
             t.start()
-        barrier_wait_done = threading.Event()
-        threading.Timer(0.5, barrier_wait_done.set).start()
-        barrier_wait_done.wait()
+        assert waiting.acquire(timeout=120) and waiting.acquire(timeout=120)
     for t in threads:
         t.join()
     outcomes = sorted(type(v).__name__ for v in results.values())
