@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint bench clean
 
 NPM := .cache/npm/.installed
 
@@ -43,6 +43,18 @@ $(MLFLOW):
 	$(PYTHON) -m venv .cache/mlflow
 	.cache/mlflow/bin/python -m pip install -q mlflow==3.17.2
 	touch $@
+
+# Evidently for the speed benchmark (0.7.23 does not import with pandas 3: its own environment)
+EVIDENTLY := .cache/evidently/.installed
+$(EVIDENTLY):
+	$(PYTHON) -m venv .cache/evidently
+	.cache/evidently/bin/python -m pip install -q evidently==0.7.23 'pandas<3' pyarrow
+	touch $@
+
+# the speed and decision-quality benchmarks (tens of minutes); they rewrite bench/RESULTS*.md
+bench: $(BIN)/.installed $(DEEPCHECKS) $(EVIDENTLY)
+	$(BIN)/python bench/speed.py
+	$(BIN)/python bench/decision_quality.py
 
 test: lint $(NPM) $(BIN)/.torch $(DEEPCHECKS) $(MLFLOW)
 	$(BIN)/python -m pytest -q

@@ -82,6 +82,17 @@ def publish_options(f: F) -> F:
     )(f)
 
 
+engine_option = click.option(
+    "--engine",
+    type=click.Choice(["auto", "arrow", "duckdb", "spark"]),
+    default="auto",
+    show_default=True,
+    envvar="MLOPS_GATES_ENGINE",
+    help="What computes the statistics: auto (DuckDB for Parquet when installed, else Arrow), arrow "
+    "(streaming here), duckdb (in process, multi-threaded) or spark (pyspark's session).",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mlops-gates")
 def cli() -> None:
@@ -125,12 +136,14 @@ def cli() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Decide from shards' statistics (`stats compute`) instead of reading the data (repeatable).",
 )
+@engine_option
 def evaluate(
     policy_path: Path,
     out_dir: Path,
     models: tuple[str, ...],
     do_publish: bool,
     stats_files: tuple[Path, ...],
+    engine: str,
     **opts: object,
 ) -> None:
     """Evaluate the candidate against the policy and decide PROMOTE, HOLD or REJECT."""
@@ -142,7 +155,7 @@ def evaluate(
         if not (sep and role and path):
             raise click.BadParameter(f"'{item}' is not ROLE=PATH", param_hint="--model")
         paths[role] = Path(path)
-    outcome = run(policy_path, out_dir, model_paths=paths, stats_paths=list(stats_files))
+    outcome = run(policy_path, out_dir, model_paths=paths, stats_paths=list(stats_files), engine=engine)
     _finish(outcome)
     if do_publish and not _publish(outcome.files["record"], opts) and opts["strict"]:
         sys.exit(ExitCode.PUBLISH_FAILED)
@@ -464,12 +477,13 @@ def stats() -> None:
     help="This shard's evaluation data (default: the policy's data.eval).",
 )
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), required=True)
-def stats_compute(policy_path: Path, data_path: Path | None, out_path: Path) -> None:
+@engine_option
+def stats_compute(policy_path: Path, data_path: Path | None, out_path: Path, engine: str) -> None:
     """Read one shard once and write its statistics; `evaluate --stats` adds the shards up and decides."""
     from mlops_gates.evaluate import compute
     from mlops_gates.stats.state import to_state, write
 
-    pol, staged, s = compute(policy_path, data_path)
+    pol, staged, s = compute(policy_path, data_path, engine)
     staged.cleanup()
     write(to_state(s, pol, data_path or pol.eval_data.path), out_path)
     click.echo(f"{s.rows:,} rows of {data_path or pol.eval_data.path} -> {out_path} ({len(s.cells):,} cells)")

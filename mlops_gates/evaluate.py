@@ -25,7 +25,9 @@ class Outcome:
     files: dict[str, Path]
 
 
-def compute(policy_path: str | Path, data: Path | None = None) -> tuple[Policy, Staged, EvalStats]:
+def compute(
+    policy_path: str | Path, data: Path | None = None, engine: str = "auto"
+) -> tuple[Policy, Staged, EvalStats]:
     """Read the evaluation data (or one shard of it) once into statistics; models predict first."""
     pol = policy_mod.load(policy_path)
     if data is not None:
@@ -34,7 +36,7 @@ def compute(policy_path: str | Path, data: Path | None = None) -> tuple[Policy, 
         pol = dataclasses.replace(pol, eval_data=_dataset({"path": str(data)}, Path.cwd()))
     staged = stage(pol)  # when the policy names models: pin them and let them predict
     try:
-        return pol, staged, collect(staged.policy)
+        return pol, staged, collect(staged.policy, engine)
     except BaseException:
         staged.cleanup()
         raise
@@ -46,6 +48,7 @@ def run(
     *,
     model_paths: dict[str, Path] | None = None,
     stats_paths: list[Path] | None = None,
+    engine: str = "auto",
 ) -> Outcome:
     """Validate the policy, read the data once (or merge shards' statistics), run every gate, decide, and
     write the outputs."""
@@ -63,7 +66,7 @@ def run(
             "digest": stats.data_digest,
         }
     else:
-        pol, staged, stats = compute(policy_path)
+        pol, staged, stats = compute(policy_path, engine=engine)
         eval_digest = stats.data_digest if not pol.models else sha256_file(pol.eval_data.path)
         eval_input = {"path": str(pol.eval_data.path), "format": pol.eval_data.format, "digest": eval_digest}
     try:

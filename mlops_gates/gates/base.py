@@ -119,6 +119,14 @@ class Context:
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)  # role -> what its predict step measured
     out_dir: Path | None = None  # where gates may leave files beside the record (deepchecks' HTML)
     _cache: dict[tuple[Any, ...], Bootstrap] = field(default_factory=dict)
+    _values: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+
+    def once(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+        """Values computed once per run: both models' paired metrics come from one pass over the replicates
+        (a large table is drawn again for every pass)."""
+        if key not in self._values:
+            self._values[key] = compute()
+        return self._values[key]
 
     def resampled(self, names: tuple[str, ...], unit: str = "row", stratified: bool = True) -> Bootstrap:
         key = (names, unit) if stratified else (names, unit, "unstratified")

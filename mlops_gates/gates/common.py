@@ -7,6 +7,7 @@ import numpy as np
 from mlops_gates import metrics as M
 from mlops_gates.gates.base import Context
 from mlops_gates.stats.compute import (
+    Resampled,
     confusion,
     count_metrics,
     group_matrix,
@@ -62,7 +63,16 @@ def metric_values(
         # table's cells (up to groups x labels x bins x bins, about as many as rows at a million rows)
         r = ctx.resampled(keys, stratified=bool(groupings) or not paired)
         G, labels = group_matrix(stats, r.table.keys["stratum"], groupings) if groupings else (None, [])
-        vals = r.apply(lambda b: score_metrics(b, side, stats.edges, len(stats.classes), G))
+
+        def both(b: Resampled) -> dict[str, np.ndarray]:
+            return {
+                f"{s}:{k}": v
+                for s in sides
+                for k, v in score_metrics(b, s, stats.edges, len(stats.classes), G).items()
+            }
+
+        joint = ctx.once(("scores", keys, paired, tuple(groupings or ())), lambda: r.apply(both))
+        vals = {k[2:]: v for k, v in joint.items() if k.startswith(f"{side}:")}
         for k in scores:
             if k not in vals:
                 raise ValueError(f"{k} is not available for a {stats.task} task")

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 from mlops_gates.data.reader import column_names, iter_batches, require_columns
 from mlops_gates.digest import sha256_file
 from mlops_gates.errors import DataError
-from mlops_gates.policy import Policy
+from mlops_gates.policy import Dataset, Policy
 from mlops_gates.stats.table import CellTable, from_rows
 
 EPS = 1e-15
@@ -361,8 +361,31 @@ def _binary_classes(policy: Policy, enc: _Encoder) -> list[Any]:
     return [next((v for v in labels if str(v) != positive), "other"), policy.positive_label]
 
 
-def collect(policy: Policy) -> EvalStats:
-    """Read the evaluation data once and return every statistic the gates need."""
+def _stream(
+    ds: Dataset, columns: list[str], enc: _Encoder, integrity: Any, cells: bool = True
+) -> tuple[CellTable | None, int]:
+    """One pass over record batches: the cell table (unless an engine made it) and the integrity facts."""
+    table: CellTable | None = None
+    offset = 0
+    for batch in iter_batches(ds, columns):
+        if batch.num_rows == 0:
+            continue
+        if cells:
+            part, y = enc.cells(batch, offset)
+            table = part if table is None else table.merge(part)
+        else:
+            y = enc.class_codes(
+                batch.column(enc.cols.label), f"label '{enc.cols.label}'", offset, enc.label_book
+            )
+        if integrity:
+            integrity.update(batch, y, offset)
+        offset += batch.num_rows
+    return table, offset
+
+
+def collect(policy: Policy, engine: str = "auto") -> EvalStats:
+    """Read the evaluation data once and return every statistic the gates need; a query engine other than
+    Arrow computes the cells where the data lives (integrity facts, which keep per-row hashes, stream here)."""
     from mlops_gates.stats.integrity import IntegrityCollector
 
     ds = policy.eval_data
@@ -372,17 +395,23 @@ def collect(policy: Policy) -> EvalStats:
     digest = sha256_file(ds.path)  # the record names exactly the bytes that were judged
     enc = _Encoder(policy, str(ds.path))
     integrity = IntegrityCollector.for_policy(policy, names, wanted)
-    read = list(dict.fromkeys(wanted + (integrity.columns if integrity else [])))
     table: CellTable | None = None
     offset = 0
-    for batch in iter_batches(ds, read):
-        if batch.num_rows == 0:
-            continue
-        cells, y = enc.cells(batch, offset)
-        table = cells if table is None else table.merge(cells)
+    if engine != "arrow":
+        from mlops_gates.stats import engines
+
+        engine = engines.choose(engine, policy)
+    if engine != "arrow":
+        try:
+            table, offset = engines.cells(policy, engine, enc)
+        except engines.Invalid as exc:
+            _stream(ds, wanted, _Encoder(policy, str(ds.path)), None)  # names the rows and raises
+            raise DataError(str(exc), where=str(ds.path), hint="fix those rows") from None
         if integrity:
-            integrity.update(batch, y, offset)
-        offset += batch.num_rows
+            _stream(ds, integrity.columns, enc, integrity, cells=False)
+    else:
+        read = list(dict.fromkeys(wanted + (integrity.columns if integrity else [])))
+        table, offset = _stream(ds, read, enc, integrity)
     if sha256_file(ds.path) != digest:
         raise DataError(
             "the file changed while it was being read",

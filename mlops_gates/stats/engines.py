@@ -1,0 +1,366 @@
+"""The metric pass pushed down to a query engine (DuckDB in process, Spark where the data lives).
+
+The state is a GROUP BY: the engine groups rows by their raw label, prediction and group values plus score bins,
+and sums what the metrics need for either value of the label; the mapping from raw values to codes then runs
+here, through the streaming pass's own codebooks, on a few thousand groups. So every engine yields the same
+cells: counts exactly, sums up to the order of floating-point addition.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from mlops_gates.errors import DataError, GateError
+from mlops_gates.policy import Dataset, ModelColumns, Policy
+from mlops_gates.stats.table import CellTable
+
+ENGINES = ("arrow", "duckdb", "spark")
+EPS = "CAST('1e-15' AS DOUBLE)"  # the streaming pass's clip, as an exact double
+
+
+class Invalid(Exception):
+    """The data breaks a rule; the streaming pass re-reads it to name the rows (engines only count them)."""
+
+
+def _double(x: float) -> str:
+    """A float literal that parses to exactly this double in every engine (repr round-trips)."""
+    return f"CAST('{float(x)!r}' AS DOUBLE)"
+
+
+def _bin(x: str, edges: np.ndarray) -> str:
+    """The number of edges <= x (numpy's searchsorted, side='right') as a balanced tree of comparisons."""
+
+    def tree(lo: int, hi: int) -> str:  # the count lies in [lo, hi]
+        if lo == hi:
+            return str(lo)
+        mid = (lo + hi + 1) // 2  # count >= mid  <=>  x >= edges[mid - 1]
+        return f"CASE WHEN {x} >= {_double(edges[mid - 1])} THEN {tree(mid, hi)} ELSE {tree(lo, mid - 1)} END"
+
+    return tree(0, len(edges))
+
+
+class _Sql:
+    """Builds the one query for a policy, given the engine's identifier quoting and the columns' kinds."""
+
+    def __init__(self, enc: Any, kinds: dict[str, str], quote: Callable[[str], str]):
+        self.p, self.enc, self.kinds, self.q = enc.p, enc, kinds, quote
+        self.rows: list[str] = []  # inner SELECT: the raw values a row needs, renamed
+        self.derived: list[str] = []  # middle SELECT: keys computed from them
+        self.keys: list[str] = []  # outer GROUP BY
+        self.sums: list[str] = []  # outer aggregates
+        self.flags: list[tuple[str, str]] = []  # (side, condition) that makes a row invalid: one bit each
+
+    def _isnull(self, col: str) -> str:
+        c = self.q(col)
+        return f"({c} IS NULL OR isnan({c}))" if self.kinds[col] == "float" else f"{c} IS NULL"
+
+    def _number(self, col: str) -> str:
+        if self.kinds[col] not in ("float", "int"):
+            raise Invalid(f"'{col}' is not numeric")
+        return f"CAST({self.q(col)} AS DOUBLE)"
+
+    def _flag(self, condition: str, side: str = "") -> None:
+        self.flags.append((side, condition))
+
+    def _key(self, expr: str, name: str) -> None:
+        self.derived.append(f"{expr} AS {name}")
+        self.keys.append(name)
+
+    def bits(self, side: str) -> int:
+        """The flag bits that come from one side's columns."""
+        return sum(1 << i for i, (s, _) in enumerate(self.flags) if s == side)
+
+    def build(self, src: str) -> str:
+        c = self.p.columns
+        self.rows += [
+            f"{self.q(c.label)} AS y",
+            f"({self._number(c.weight)}) AS w" if c.weight else "1.0 AS w",
+        ]
+        self.keys += ["y", "bnone", "bad"]
+        self._flag(self._isnull(c.label))
+        if c.weight:
+            w = self._number(c.weight)
+            self._flag(f"{w} IS NULL OR isnan({w}) OR {w} < 0 OR {w} = CAST('Infinity' AS DOUBLE)")
+        for i, g in enumerate(self.group_columns):
+            self.rows.append(f"{self.q(g)} AS g{i}")
+            self.keys.append(f"g{i}")
+        self.side("c", c.candidate)
+        if c.baseline is not None:
+            self.side("b", c.baseline)
+            names = ([c.baseline.prediction] if c.baseline.prediction else []) + list(c.baseline.score)
+            self.rows.append(
+                "CASE WHEN "
+                + " AND ".join(f"{self.q(n)} IS NULL" for n in names)
+                + " THEN 1 ELSE 0 END AS bnone"
+            )
+        else:
+            self.rows.append("0 AS bnone")
+        bad = " + ".join(f"CASE WHEN {f} THEN {1 << i} ELSE 0 END" for i, (_, f) in enumerate(self.flags))
+        self.rows.append(f"({bad}) AS bad")
+        inner = f"SELECT {', '.join(self.rows)} FROM {src}"
+        middle = f"SELECT *{''.join(', ' + d for d in self.derived)} FROM ({inner}) r"
+        return (
+            f"SELECT {', '.join(self.keys)}, COUNT(*) AS n, {', '.join(['SUM(w) AS sw', *self.sums])} "
+            f"FROM ({middle}) t GROUP BY {', '.join(self.keys)}"
+        )
+
+    @property
+    def group_columns(self) -> tuple[str, ...]:
+        c = self.p.columns
+        return c.sensitive + tuple(s for s in c.slices if s not in c.sensitive)
+
+    def side(self, s: str, mc: ModelColumns | None) -> None:
+        assert mc is not None
+        if mc.prediction:
+            self.rows.append(f"{self.q(mc.prediction)} AS pr_{s}")
+            self.keys.append(f"pr_{s}")
+            self._flag(self._isnull(mc.prediction), s)
+        if not mc.score:
+            return
+        cols = [f"s{k}_{s}" for k in range(len(mc.score))]
+        for name, col in zip(mc.score, cols, strict=True):
+            x = self._number(name)
+            self.rows.append(f"{x} AS {col}")
+            self._flag(f"{x} IS NULL OR isnan({x}) OR {x} < 0 OR {x} > 1", s)
+        if len(cols) > 1:
+            self._flag(f"abs({' + '.join(self._number(n) for n in mc.score)} - 1) > 0.001", s)
+        one = f"GREATEST(LEAST({cols[0]}, 1 - {EPS}), {EPS})"
+        if len(cols) == 1:  # binary: the sums for a positive and for a negative label
+            conf = cols[0]
+            if not mc.prediction:
+                self._key(
+                    f"CASE WHEN {conf} >= {_double(self.p.settings.threshold)} THEN 1 ELSE 0 END", f"pc_{s}"
+                )
+            self.sums += [
+                f"SUM(w * -ln({one})) AS l1_{s}",
+                f"SUM(w * -ln(1 - {one})) AS l0_{s}",
+                f"SUM(w * {conf}) AS m1_{s}",
+                f"SUM(w * {conf} * {conf}) AS q_{s}",
+            ]
+        else:  # multiclass: per-class sums; the label picks its class's afterwards
+            conf = f"GREATEST({', '.join(cols)})"
+            argmax = (
+                "CASE " + " ".join(f"WHEN {col} >= {conf} THEN {k}" for k, col in enumerate(cols)) + " END"
+            )
+            self._key(argmax, f"am_{s}")
+            for k, col in enumerate(cols):
+                self.sums += [
+                    f"SUM(w * -ln(GREATEST(LEAST({col}, 1), {EPS}))) AS l{k}_{s}",
+                    f"SUM(w * {col}) AS m{k}_{s}",
+                ]
+            self.sums += [
+                f"SUM(w * ({' + '.join(f'{c} * {c}' for c in cols)})) AS q_{s}",
+                f"SUM(w * {conf}) AS cf_{s}",
+            ]
+            if self.enc.ovr:  # one-vs-rest ROC AUC: each class's score bin
+                for k, col in enumerate(cols):
+                    self._key(_bin(col, self.enc.edges), f"pb{k}_{s}")
+        self._key(_bin(conf, self.enc.edges), f"bin_{s}")
+
+
+def _kinds(types: dict[str, str]) -> dict[str, str]:
+    """Engine type names -> float / int / bool / string / other."""
+    out = {}
+    for name, t in types.items():
+        t = t.lower()
+        if t in ("double", "float", "real") or t.startswith("decimal"):
+            out[name] = "float"
+        elif any(x in t for x in ("int", "long", "short", "byte")):
+            out[name] = "int"
+        elif t.startswith("bool"):
+            out[name] = "bool"
+        elif t in ("varchar", "string", "text"):
+            out[name] = "string"
+        else:
+            out[name] = "other"
+    return out
+
+
+class DuckDB:
+    """DuckDB in this process: multi-threaded and out of core over local Parquet, CSV and JSONL."""
+
+    name = "duckdb"
+
+    def __init__(self) -> None:
+        try:
+            import duckdb
+        except ImportError:
+            raise GateError(
+                "the duckdb engine needs the duckdb package",
+                hint="pip install 'mlops-gates[duckdb]', or use --engine arrow",
+            ) from None
+        self.con = duckdb.connect()
+
+    @staticmethod
+    def quote(name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    def source(self, ds: Dataset) -> str:
+        path = "'" + str(ds.path).replace("'", "''") + "'"
+        return {
+            "parquet": f"read_parquet({path})",
+            "csv": f"read_csv({path}, header = true)",
+            "jsonl": f"read_json({path}, format = 'newline_delimited')",
+        }[ds.format]
+
+    def types(self, ds: Dataset) -> dict[str, str]:
+        rows = self.con.execute(f"DESCRIBE SELECT * FROM {self.source(ds)}").fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    def query(self, ds: Dataset, sql: Callable[[str], str]) -> pa.Table:
+        return self.con.sql(sql(self.source(ds))).to_arrow_table()
+
+
+class Spark:
+    """Apache Spark (local mode here; a cluster's session where one is configured)."""
+
+    name = "spark"
+
+    def __init__(self) -> None:
+        try:
+            with warnings.catch_warnings():  # pyspark 4.3 warns at import that pandas 3 is new to it
+                warnings.simplefilter("ignore", FutureWarning)
+                from pyspark.sql import SparkSession
+        except ImportError:
+            raise GateError(
+                "the spark engine needs pyspark (and Java 17 or later)",
+                hint="pip install 'mlops-gates[spark]', or use --engine duckdb",
+            ) from None
+        self.spark = (
+            SparkSession.builder.appName("mlops-gates")
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.sql.session.timeZone", "UTC")
+            .getOrCreate()
+        )
+        self.spark.sparkContext.setLogLevel("ERROR")
+
+    @staticmethod
+    def quote(name: str) -> str:
+        return "`" + name.replace("`", "``") + "`"
+
+    def frame(self, ds: Dataset) -> Any:
+        r = self.spark.read
+        path = str(ds.path)
+        if ds.format == "parquet":
+            return r.parquet(path)
+        if ds.format == "csv":
+            return r.option("header", True).option("inferSchema", True).csv(path)
+        return r.json(path)
+
+    def types(self, ds: Dataset) -> dict[str, str]:
+        return dict(self.frame(ds).dtypes)
+
+    def query(self, ds: Dataset, sql: Callable[[str], str]) -> pa.Table:
+        self.frame(ds).createOrReplaceTempView("mlops_gates_src")
+        with warnings.catch_warnings():  # pandas 3 again, though no pandas is involved
+            warnings.simplefilter("ignore", FutureWarning)
+            return self.spark.sql(sql("mlops_gates_src")).toArrow()
+
+
+def choose(name: str, policy: Policy) -> str:
+    """auto: DuckDB for a classification policy over Parquet when it is installed; the streaming pass else."""
+    if name != "auto":
+        return name
+    if policy.task == "regression" or policy.eval_data.format != "parquet":
+        return "arrow"
+    import importlib.util
+
+    return "duckdb" if importlib.util.find_spec("duckdb") else "arrow"
+
+
+def engine(name: str) -> DuckDB | Spark:
+    return DuckDB() if name == "duckdb" else Spark()
+
+
+def cells(policy: Policy, name: str, enc: Any) -> tuple[CellTable, int]:
+    """The cell table and row count, computed by engine `name`; `enc` is the streaming pass's encoder, whose
+    codebooks map the raw values. Raises Invalid when the data breaks a rule."""
+    if policy.task == "regression":
+        raise GateError(
+            f"the {name} engine computes classification states; regression buckets rows by their position",
+            hint="use --engine arrow for a regression policy",
+        )
+    eng = engine(name)
+    ds = policy.eval_data
+    sql = _Sql(enc, _kinds(eng.types(ds)), eng.quote)
+    res = eng.query(ds, sql.build)
+    if not res.num_rows:
+        raise DataError(
+            "has no rows", where=str(ds.path), hint="write the evaluation rows to it, or fix the path"
+        )
+    col = {n: res.column(n).combine_chunks() for n in res.column_names}
+    bnone = col["bnone"].to_numpy(zero_copy_only=False).astype(bool)
+    has_baseline = policy.columns.baseline is not None and not bnone.all()
+    if policy.columns.baseline is not None:
+        enc.baseline_seen.add(has_baseline)
+    bad = col["bad"].to_numpy(zero_copy_only=False).astype(np.int64)
+    if has_baseline and bnone.any():
+        raise Invalid("the baseline is empty in some rows")
+    if not has_baseline:  # no baseline: its columns' flags do not count
+        bad = bad & ~sql.bits("b")
+    if bad.any():
+        raise Invalid(f"{int(res.column('n').to_numpy()[bad != 0].sum())} rows break a rule")
+    try:
+        return _table(policy, enc, col, has_baseline), int(np.sum(col["n"].to_numpy()))
+    except DataError as exc:  # a raw value the codebooks refuse; the streaming pass names its rows
+        raise Invalid(exc.message) from None
+
+
+def _table(policy: Policy, enc: Any, col: dict[str, pa.Array], has_baseline: bool) -> CellTable:
+    """The engine's groups -> cells: raw values through the codebooks, per-label sums picked by the label."""
+
+    def num(name: str) -> np.ndarray:
+        return np.asarray(col[name].to_numpy(zero_copy_only=False), dtype=np.float64)
+
+    def ints(name: str) -> np.ndarray:
+        return np.asarray(col[name].to_numpy(zero_copy_only=False), dtype=np.int64)
+
+    m = len(col["n"])
+    if enc.group_columns:
+        names = list(enc.group_columns)
+        stratum = enc.strata_ids(
+            pa.RecordBatch.from_arrays([col[f"g{i}"] for i in range(len(names))], names=names)
+        )
+    else:
+        enc.strata.setdefault((), 0)
+        stratum = np.zeros(m, dtype=np.int64)
+    y = enc.class_codes(col["y"], f"label '{policy.columns.label}'", 0, enc.label_book)
+    w = num("sw")
+    keys: dict[str, np.ndarray] = {"stratum": stratum, "y": y}
+    vals: dict[str, np.ndarray] = {"w": w}
+    zeros = np.zeros(m, dtype=np.int64)
+    for s, mc in (("c", policy.columns.candidate), ("b", policy.columns.baseline if has_baseline else None)):
+        scored = mc is not None and bool(mc.score)
+        if mc is not None and mc.prediction:
+            what = f"{'candidate' if s == 'c' else 'baseline'} prediction '{mc.prediction}'"
+            keys[s] = enc.class_codes(col[f"pr_{s}"], what, 0, enc.pred_books[s])
+        elif scored:
+            keys[s] = ints(f"pc_{s}") if policy.task == "binary" else ints(f"am_{s}")
+        else:
+            keys[s] = zeros
+        keys[f"{s}bin"] = ints(f"bin_{s}") if scored else zeros
+        if enc.ovr:
+            for j in range(enc.K):
+                keys[f"p{j}_{s}"] = ints(f"pb{j}_{s}") if scored else zeros
+        if not scored:
+            continue
+        if policy.task == "binary":
+            yf, m1 = y.astype(np.float64), num(f"m1_{s}")
+            vals[f"ll_{s}"] = np.where(y == 1, num(f"l1_{s}"), num(f"l0_{s}"))
+            vals[f"br_{s}"] = num(f"q_{s}") - 2 * yf * m1 + yf * w  # sum of w (p - y)^2, expanded
+            vals[f"conf_{s}"], vals[f"hit_{s}"] = m1, yf * w
+        else:
+            at_y = np.arange(m), y
+            vals[f"ll_{s}"] = np.stack([num(f"l{k}_{s}") for k in range(enc.K)], axis=1)[at_y]
+            means = np.stack([num(f"m{k}_{s}") for k in range(enc.K)], axis=1)[at_y]
+            vals[f"br_{s}"] = num(f"q_{s}") - 2 * means + w  # sum of w |s - onehot(y)|^2, expanded
+            vals[f"conf_{s}"] = num(f"cf_{s}")
+            vals[f"hit_{s}"] = np.where(ints(f"am_{s}") == y, w, 0.0)
+    # raw values that share a code (1 and "1") fall into one cell
+    return CellTable(keys, vals, ints("n")).groupby(tuple(keys))
