@@ -19,7 +19,6 @@ from mlops_gates.errors import DataError, GateError
 from mlops_gates.policy import Dataset, ModelColumns, Policy
 from mlops_gates.stats.table import CellTable
 
-ENGINES = ("arrow", "duckdb", "spark")
 EPS = "CAST('1e-15' AS DOUBLE)"  # the streaming pass's clip, as an exact double
 
 
@@ -86,7 +85,7 @@ class _Sql:
         if c.weight:
             w = self._number(c.weight)
             self._flag(f"{w} IS NULL OR isnan({w}) OR {w} < 0 OR {w} = CAST('Infinity' AS DOUBLE)")
-        for i, g in enumerate(self.group_columns):
+        for i, g in enumerate(self.enc.group_columns):
             self.rows.append(f"{self.q(g)} AS g{i}")
             self.keys.append(f"g{i}")
         self.side("c", c.candidate)
@@ -108,11 +107,6 @@ class _Sql:
             f"SELECT {', '.join(self.keys)}, COUNT(*) AS n, {', '.join(['SUM(w) AS sw', *self.sums])} "
             f"FROM ({middle}) t GROUP BY {', '.join(self.keys)}"
         )
-
-    @property
-    def group_columns(self) -> tuple[str, ...]:
-        c = self.p.columns
-        return c.sensitive + tuple(s for s in c.slices if s not in c.sensitive)
 
     def side(self, s: str, mc: ModelColumns | None) -> None:
         assert mc is not None
@@ -163,6 +157,12 @@ class _Sql:
         self._key(_bin(conf, self.enc.edges), f"bin_{s}")
 
 
+INTEGERS = {
+    *(p + t for p in ("", "u") for t in ("tinyint", "smallint", "integer", "bigint", "hugeint")),
+    *("int", "long", "short", "byte"),
+}
+
+
 def _kinds(types: dict[str, str]) -> dict[str, str]:
     """Engine type names -> float / int / bool / string / other."""
     out = {}
@@ -170,7 +170,7 @@ def _kinds(types: dict[str, str]) -> dict[str, str]:
         t = t.lower()
         if t in ("double", "float", "real") or t.startswith("decimal"):
             out[name] = "float"
-        elif any(x in t for x in ("int", "long", "short", "byte")):
+        elif t in INTEGERS:
             out[name] = "int"
         elif t.startswith("bool"):
             out[name] = "bool"
@@ -191,8 +191,8 @@ class DuckDB:
             import duckdb
         except ImportError:
             raise GateError(
-                "the duckdb engine needs the duckdb package",
-                hint="pip install 'mlops-gates[duckdb]', or use --engine arrow",
+                "the duckdb engine needs the duckdb package (one of mlops-gates' dependencies)",
+                hint="pip install duckdb, or use --engine arrow",
             ) from None
         self.con = duckdb.connect()
 
@@ -289,7 +289,10 @@ def cells(policy: Policy, name: str, enc: Any) -> tuple[CellTable, int]:
     eng = engine(name)
     ds = policy.eval_data
     sql = _Sql(enc, _kinds(eng.types(ds)), eng.quote)
-    res = eng.query(ds, sql.build)
+    try:
+        res = eng.query(ds, sql.build)
+    except Exception as exc:  # the engine could not read or cast a value: the streaming pass says which
+        raise Invalid(f"{name} could not compute the statistics: {str(exc).splitlines()[0]}") from None
     if not res.num_rows:
         raise DataError(
             "has no rows", where=str(ds.path), hint="write the evaluation rows to it, or fix the path"
