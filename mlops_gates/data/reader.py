@@ -11,6 +11,7 @@ from mlops_gates.metrics import suggest
 from mlops_gates.policy import Dataset
 
 BATCH_ROWS = 65_536
+JSON_BLOCK = 1 << 22  # bytes of lines per JSONL batch; the column types come from the first block
 
 
 def _check_file(ds: Dataset) -> None:
@@ -47,7 +48,9 @@ def column_names(ds: Dataset) -> list[str]:
                 return list(r.schema.names)
         import pyarrow.json as pjson
 
-        return list(pjson.read_json(ds.path).schema.names)
+        return list(
+            pjson.open_json(ds.path, read_options=pjson.ReadOptions(block_size=JSON_BLOCK)).schema.names
+        )
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(
             f"cannot read as {ds.format}: {exc}",
@@ -93,7 +96,8 @@ def iter_batches(ds: Dataset, columns: list[str]) -> Iterator[pa.RecordBatch]:
         else:
             import pyarrow.json as pjson
 
-            yield from pjson.read_json(ds.path).select(columns).to_batches(BATCH_ROWS)
+            for batch in pjson.open_json(ds.path, read_options=pjson.ReadOptions(block_size=JSON_BLOCK)):
+                yield batch.select(columns)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         raise DataError(
             f"cannot read as {ds.format}: {exc}",

@@ -120,19 +120,28 @@ class IntegrityStats:
     leakage: int | None
     drift: dict[str, Drift]
     feature_hashes: np.ndarray  # uint64, one per row
-    row_hashes: np.ndarray  # uint64, features and label
-    labels: np.ndarray
+    labels: np.ndarray  # per row: the class index in the smallest integer type (regression: the value)
+
+    @property
+    def row_hashes(self) -> np.ndarray:
+        """Features and label together, derived when asked (9 bytes a row kept instead of 24)."""
+        return _splitmix(self.feature_hashes ^ np.asarray(self.labels, dtype=np.uint64))
 
     @property
     def duplicates(self) -> int:
-        return int(len(self.row_hashes) - len(np.unique(self.row_hashes)))
+        rh = np.sort(self.row_hashes)
+        return int(np.count_nonzero(rh[1:] == rh[:-1]))
 
     @property
     def conflicts(self) -> int:
-        """Rows that share their features with a row of another label."""
+        """Rows that share their features with a row of another label (only repeated features can)."""
         fh, y = self.feature_hashes, self.labels
-        if not len(fh):
+        fs = np.sort(fh)
+        repeated = np.unique(fs[1:][fs[1:] == fs[:-1]])
+        if not len(repeated):
             return 0
+        inside = repeated[np.minimum(np.searchsorted(repeated, fh), len(repeated) - 1)] == fh
+        fh, y = fh[inside], y[inside]
         order = np.lexsort((y, fh))
         f, lab = fh[order], y[order]
         start = np.r_[True, f[1:] != f[:-1]]
@@ -171,7 +180,6 @@ class IntegrityCollector:
         self.rows = 0
         self.missing = dict.fromkeys(features, 0)
         self.violations: dict[tuple[str, str], dict[str, Any]] = {}
-        self.row_hashes: list[np.ndarray] = []
         self.feature_hashes: list[np.ndarray] = []
         self.labels: list[np.ndarray] = []
 
@@ -265,18 +273,25 @@ class IntegrityCollector:
                         f"values outside [{lo}, {hi}], e.g. {x[bad_mask][:3].tolist()}",
                     )
         if self.hashing:
-            fh = rows_hash(batch, self.features)
-            self.feature_hashes.append(fh)
-            self.row_hashes.append(_splitmix(fh ^ np.asarray(y, dtype=np.uint64)))
-            self.labels.append(np.asarray(y))
+            self.feature_hashes.append(rows_hash(batch, self.features))
+            y = np.asarray(y)
+            self.labels.append(
+                y.astype(np.min_scalar_type(y.max())) if y.dtype.kind in "iu" and len(y) else y
+            )
         for name, d in self.drift.items():
             d.add(batch.column(name))
 
     def finish(self, policy: Policy) -> IntegrityStats:
         fh = np.concatenate(self.feature_hashes) if self.feature_hashes else np.zeros(0, np.uint64)
-        rh = np.concatenate(self.row_hashes) if self.row_hashes else np.zeros(0, np.uint64)
         y = np.concatenate(self.labels) if self.labels else np.zeros(0, np.int64)
-        leakage = int(np.isin(fh, self.train_hashes).sum()) if self.train_hashes is not None else None
+        leakage = None
+        if self.train_hashes is not None:  # sorted and unique: a binary search per row
+            train = self.train_hashes
+            leakage = (
+                int((train[np.minimum(np.searchsorted(train, fh), len(train) - 1)] == fh).sum())
+                if len(train)
+                else 0
+            )
         return IntegrityStats(
             self.rows,
             self.features,
@@ -285,7 +300,6 @@ class IntegrityCollector:
             leakage,
             self.drift,
             fh,
-            rh,
             y,
         )
 

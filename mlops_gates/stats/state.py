@@ -63,7 +63,6 @@ def to_state(stats: EvalStats, policy: Policy, data_path: Path) -> dict[str, Any
             "violations": i.violations,
             "leakage": i.leakage,
             "feature_hashes": _arr(i.feature_hashes),
-            "row_hashes": _arr(i.row_hashes),
             "labels": _arr(i.labels),
             "drift": {
                 name: {
@@ -158,7 +157,6 @@ def _integrity(states: list[dict[str, Any]]) -> IntegrityStats | None:
         None if any(v is None for v in leak) else sum(leak),
         drift,
         np.concatenate([_unarr(p["feature_hashes"]) for p in parts]),
-        np.concatenate([_unarr(p["row_hashes"]) for p in parts]),
         np.concatenate([_unarr(p["labels"]) for p in parts]),
     )
 

@@ -128,11 +128,17 @@ def test_same_inputs_same_record(binary_case):
     assert a == b
 
 
-def test_csv_jsonl_and_parquet_give_the_same_gates(binary_case):
+def test_csv_jsonl_and_parquet_give_the_same_gates(binary_case, monkeypatch):
+    from mlops_gates.data import reader
+    from mlops_gates.policy import Dataset
+
     folder, frame = binary_case
     table = pa.table({k: pa.array(v) for k, v in frame.items()})
     pcsv.write_csv(table, folder / "eval.csv")
     (folder / "eval.jsonl").write_text("\n".join(json.dumps(r) for r in table.to_pylist()) + "\n")
+    monkeypatch.setattr(reader, "JSON_BLOCK", 1 << 15)  # JSONL streams: many blocks, never the whole file
+    batches = list(reader.iter_batches(Dataset(folder / "eval.jsonl", "jsonl"), ["label"]))
+    assert len(batches) > 5 and sum(b.num_rows for b in batches) == table.num_rows
     results = []
     for name in ("eval.parquet", "eval.csv", "eval.jsonl"):
         rec = evaluate(folder, binary_policy(data=name, gates=FULL_GATES[1:]), f"out-{name}").record
