@@ -173,7 +173,9 @@ def main() -> None:
     rows = []
     for n in args.sizes:
         folder = Path(tempfile.mkdtemp())
-        make(n, folder)
+        # in a child: this driver forks every timed step, and a child's peak RSS counts the parent's pages
+        maker = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import speed; speed.make({n}, speed.Path({str(folder)!r}))"
+        subprocess.run([sys.executable, "-c", maker], check=True)
         res = {}
         steps = [
             ("read (floor)", READ, sys.executable),

@@ -3,25 +3,38 @@
 from __future__ import annotations
 
 from mlops_gates.gates.base import Check, Context, GateResult, insufficient_status, judge, summarise
-from mlops_gates.gates.common import metric_values, scope_label
+from mlops_gates.gates.common import metric_values, row_shares, scope_label
 from mlops_gates.policy import GateSpec
 
 
 def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
     names = list(dict.fromkeys(t.metric for t in spec.thresholds))
     values, _, n = metric_values(ctx, "c", names)
-    tests = [
-        Check(t.metric, "overall", values[t.metric], int(n), t.op, t.value, t.severity)
-        for t in spec.thresholds
-    ]
+    tests = []
+    for t in spec.thresholds:
+        share = row_shares(ctx, t.metric)
+        tests.append(
+            Check(
+                t.metric,
+                "overall",
+                values[t.metric],
+                int(n),
+                t.op,
+                t.value,
+                t.severity,
+                counts=share[0] if share else None,
+            )
+        )
     if spec.config.get("slices"):
         cols = ctx.stats.group_columns
         groupings: list[tuple[int, ...]] = [(cols.index(c),) for c in ctx.policy.columns.slices]
         per, labels, ns = metric_values(ctx, "c", names, groupings)
         min_n = ctx.policy.settings.min_group_size
+        shares = {t.metric: row_shares(ctx, t.metric, groupings) for t in spec.thresholds}
         for j, (g, v) in enumerate(labels):
             small = int(ns[j]) < min_n
             for t in spec.thresholds:
+                per_group = shares[t.metric]
                 tests.append(
                     Check(
                         t.metric,
@@ -35,6 +48,7 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
                         if small
                         else None,
                         forced=insufficient_status(ctx.policy) if small else None,
+                        counts=per_group[j] if per_group else None,
                     )
                 )
     return summarise(spec.name, spec.type, judge(tests, ctx.policy), ctx.policy)

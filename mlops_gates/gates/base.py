@@ -155,6 +155,9 @@ class Check:
     exact: bool = (
         False  # a fact about this file (a count), judged on its value; its interval is [value, value]
     )
+    # a share of unweighted rows (hits, trials): judged by the exact binomial test, reported with its
+    # Clopper-Pearson interval, as the percentile bootstrap is too lenient near a bound at small counts
+    counts: tuple[int, int] | None = None
 
 
 _GOOD: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
@@ -168,6 +171,21 @@ _GOOD: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
 def _good(t: Check, x: np.ndarray) -> np.ndarray:
     assert t.op is not None and t.threshold is not None
     return _GOOD[t.op](x, t.threshold)
+
+
+def binomial(t: Check, confidence: float) -> tuple[float, float, tuple[float, float]]:
+    """(p_bad, p_good, Clopper-Pearson interval) of a share k/n: the chance of a count this far on the good
+    (bad) side if the true share sat exactly at the threshold."""
+    from scipy.stats import beta, binom
+
+    assert t.counts is not None and t.threshold is not None
+    k, n = t.counts
+    a = (1 - confidence) / 2
+    low_side, high_side = float(binom.cdf(k, n, t.threshold)), float(binom.sf(k - 1, n, t.threshold))
+    p_bad, p_good = (low_side, high_side) if t.op in ("<=", "<") else (high_side, low_side)
+    lo = float(beta.ppf(a, k, n - k + 1)) if k > 0 else 0.0
+    hi = float(beta.ppf(1 - a, k + 1, n - k)) if k < n else 1.0
+    return p_bad, p_good, (lo, hi)
 
 
 def interval(values: np.ndarray, confidence: float) -> tuple[float, float] | None:
@@ -219,6 +237,11 @@ def judge(tests: list[Check], policy: Policy) -> list[MetricResult]:
         if t.forced is None and t.op is not None and not t.exact and not np.isnan(t.values[0])
     ]
     for t in judged:
+        if t.counts is not None:
+            pb, pg, _ = binomial(t, s.confidence)
+            p_bad.append(pb)
+            p_good.append(pg)
+            continue
         reps = t.values[1:]
         reps = reps[~np.isnan(reps)]
         good = _good(t, reps)
@@ -253,7 +276,12 @@ def judge(tests: list[Check], policy: Policy) -> list[MetricResult]:
             st, p, a = verdicts[id(t)]
         if t.severity == "warn" and st in (Status.FAIL, Status.INCONCLUSIVE):
             st = Status.WARN
-        ci = (point, point) if t.exact else interval(t.values, s.confidence)
+        if t.exact:
+            ci: tuple[float, float] | None = (point, point)
+        elif t.counts is not None and t.op is not None and not np.isnan(point):
+            ci = binomial(t, s.confidence)[2]
+        else:
+            ci = interval(t.values, s.confidence)
         out.append(
             MetricResult(
                 t.metric,

@@ -81,6 +81,26 @@ def metric_values(
     return out, labels, n
 
 
+def row_shares(
+    ctx: Context, metric: str, groupings: list[tuple[int, ...]] | None = None
+) -> list[tuple[int, int]] | None:
+    """(rows counted, rows) for a metric that is a plain share of rows (accuracy, negative flip rate), overall
+    or per group of the groupings; None when rows carry weights or the metric is not such a share."""
+    stats = ctx.stats
+    if ctx.policy.columns.weight or stats.task == "regression":
+        return None
+    t = stats.cells.groupby(("stratum", "y", "c", "b"))
+    y, c, b = t.keys["y"], t.keys["c"], t.keys["b"]
+    hit = {"accuracy": c == y, "negative_flip_rate": (b == y) & (c != y)}.get(metric)
+    if hit is None:
+        return None
+    if not groupings:
+        return [(int(t.n[hit].sum()), int(t.n.sum()))]
+    G, _ = group_matrix(stats, t.keys["stratum"], groupings)
+    hits, rows = (np.where(hit, t.n, 0) @ G).astype(int).tolist(), (t.n @ G).astype(int).tolist()
+    return list(zip(hits, rows, strict=True))
+
+
 def higher_is_better(metric: str) -> bool:
     return M.ALL[metric].higher_is_better
 

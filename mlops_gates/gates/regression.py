@@ -20,7 +20,7 @@ from mlops_gates.gates.base import (
     judge,
     summarise,
 )
-from mlops_gates.gates.common import metric_values, scope_label
+from mlops_gates.gates.common import metric_values, row_shares, scope_label
 from mlops_gates.gates.fairness import fairness_values, group_counts, grouping_name, groupings_for
 from mlops_gates.policy import GateSpec, Margin
 from mlops_gates.stats.compute import group_matrix
@@ -43,6 +43,7 @@ def _flips(ctx: Context, spec: GateSpec) -> list[Check]:
     r = ctx.resampled(("y", "c", "b"))
     t = r.table
     flip = t.sums["w"] * ((t.keys["b"] == t.keys["y"]) & (t.keys["c"] != t.keys["y"]))
+    share = row_shares(ctx, "negative_flip_rate")
     sev = cfg.get("severity", spec.severity)
     out = [
         Check(
@@ -53,6 +54,7 @@ def _flips(ctx: Context, spec: GateSpec) -> list[Check]:
             "<=",
             cfg["max_rate"],
             sev,
+            counts=share[0] if share else None,
         )
     ]
     if cfg.get("per_group"):
@@ -61,6 +63,7 @@ def _flips(ctx: Context, spec: GateSpec) -> list[Check]:
         with np.errstate(invalid="ignore", divide="ignore"):
             per = r.apply(lambda b: b.sum(flip, G) / b.sum(t.sums["w"], G))
         ns = t.n @ G
+        shares = row_shares(ctx, "negative_flip_rate", groupings_for(spec, ctx))
         min_n = ctx.policy.settings.min_group_size
         for j, (g, v) in enumerate(labels):
             small = ns[j] < min_n
@@ -77,6 +80,7 @@ def _flips(ctx: Context, spec: GateSpec) -> list[Check]:
                     if small
                     else None,
                     forced=insufficient_status(ctx.policy) if small else None,
+                    counts=None if shares is None else shares[j],
                 )
             )
     return out

@@ -13,6 +13,7 @@ from mlops_gates.data.reader import column_names, iter_batches, require_columns
 from mlops_gates.digest import sha256_file
 from mlops_gates.errors import DataError
 from mlops_gates.policy import Dataset, Policy
+from mlops_gates.stats import engines
 from mlops_gates.stats.table import CellTable, from_rows
 
 EPS = 1e-15
@@ -397,10 +398,7 @@ def collect(policy: Policy, engine: str = "auto") -> EvalStats:
     integrity = IntegrityCollector.for_policy(policy, names, wanted)
     table: CellTable | None = None
     offset = 0
-    if engine != "arrow":
-        from mlops_gates.stats import engines
-
-        engine = engines.choose(engine, policy)
+    engine = engines.choose(engine, policy)
     if engine != "arrow":
         try:
             table, offset = engines.cells(policy, engine, enc)

@@ -455,7 +455,8 @@ def test_torchscript_candidate_against_exported_baseline(workspace):
             {
                 "type": "regression",
                 "metrics": [{"metric": "log_loss", "margin": {"absolute": 0.001}}],
-                "negative_flips": {"max_rate": 0.001},
+                # 0 flips in a few thousand rows shows a rate under 1%, not under 0.1% (exact binomial bound)
+                "negative_flips": {"max_rate": 0.01},
             },
         ],
     )

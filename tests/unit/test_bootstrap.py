@@ -224,3 +224,24 @@ def test_paired_auc_interval_unstratified_agrees_with_the_stratified_one(binary_
     w_un = np.subtract(*np.quantile(d[1:], [0.975, 0.025]))
     w_st = np.subtract(*np.quantile(strat[1:], [0.975, 0.025]))
     assert d[0] == pytest.approx(strat[0]) and abs(w_un - w_st) < 0.1 * w_st, (w_un, w_st)
+
+
+def test_a_share_of_rows_is_judged_by_the_exact_binomial_test():
+    """Few flips near a budget: the bootstrap would pass 17/500 under 5%; the exact test holds it, and its
+    interval is Clopper-Pearson's."""
+    from scipy.stats import binomtest
+
+    k, n = 17, 500
+    reps = np.random.default_rng(0).binomial(n, k / n, 2000) / n
+    boot = Check("negative_flip_rate", "overall", np.r_[k / n, reps], n, "<=", 0.05, "fail")
+    exact = Check("negative_flip_rate", "overall", np.r_[k / n, reps], n, "<=", 0.05, "fail", counts=(k, n))
+    res = judge([boot, exact], _Policy())  # type: ignore[arg-type]
+    assert res[0].status == Status.PASS and res[1].status == Status.INCONCLUSIVE
+    assert res[1].p_value == pytest.approx(binomtest(k, n, 0.05, alternative="less").pvalue)
+    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
+    assert res[1].ci == pytest.approx((ci.low, ci.high))
+    # accuracy (higher is better): the p-value is the upper tail, and a clear case still passes
+    acc = Check("accuracy", "overall", np.r_[0.9, reps], n, ">=", 0.8, "fail", counts=(450, n))
+    res = judge([acc], _Policy())  # type: ignore[arg-type]
+    assert res[0].status == Status.PASS
+    assert res[0].p_value == pytest.approx(binomtest(450, n, 0.8, alternative="greater").pvalue)
