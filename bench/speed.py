@@ -121,15 +121,43 @@ import pandas as pd, pyarrow.parquet as pq
 from fairlearn.metrics import MetricFrame, selection_rate, true_positive_rate, false_positive_rate, demographic_parity_difference, equalized_odds_difference
 from sklearn.metrics import accuracy_score, precision_score, roc_auc_score
 t = pq.read_table('eval.parquet', columns=['y','cand','base','s1','s2']).to_pandas()
+found = {}
 for side in ('cand', 'base'):
     pred = (t[side] >= 0.5).astype(int)
     sf = t[['s1', 's2']]
     MetricFrame(metrics={'selection_rate': selection_rate, 'tpr': true_positive_rate, 'fpr': false_positive_rate,
                          'accuracy': accuracy_score, 'precision': precision_score}, y_true=t['y'], y_pred=pred, sensitive_features=sf)
     for f in ('s1', 's2'):
-        demographic_parity_difference(t['y'], pred, sensitive_features=t[f]); equalized_odds_difference(t['y'], pred, sensitive_features=t[f])
-    roc_auc_score(t['y'], t[side])
+        found[f'{side} demographic_parity_difference {f}'] = demographic_parity_difference(t['y'], pred, sensitive_features=t[f])
+        found[f'{side} equalized_odds_difference {f}'] = equalized_odds_difference(t['y'], pred, sensitive_features=t[f])
+    found[f'{side} accuracy overall'] = accuracy_score(t['y'], pred)
+    found[f'{side} roc_auc overall'] = roc_auc_score(t['y'], t[side])
+import json; json.dump({k: float(v) for k, v in found.items()}, open('fairlearn.json', 'w'))
 """
+AUC_TOLERANCE = 1e-3  # ours is computed from 200 score bins (README: the binning bound)
+
+
+def agreement(folder: Path) -> float:
+    """The largest gap between fairlearn's / scikit-learn's numbers and the candidate's in our record; fails the
+    benchmark when they disagree (AUC within the binning tolerance, every other number to 1e-9)."""
+    import json
+
+    theirs = json.loads((folder / "fairlearn.json").read_text())
+    ours = {}
+    for gate in json.loads((folder / "out" / "decision.json").read_text())["gates"]:
+        for m in gate["metrics"]:
+            ours[f"cand {m['metric']} {m['scope']}"] = m["value"]
+    worst = 0.0
+    for key, value in theirs.items():
+        if key.startswith("cand "):
+            gap = abs(ours[key] - value)
+            if gap > (AUC_TOLERANCE if "roc_auc" in key else 1e-9):
+                raise SystemExit(
+                    f"fairlearn/scikit-learn and mlops-gates disagree on {key}: {value} vs {ours[key]}"
+                )
+            worst = max(worst, gap) if "roc_auc" not in key else worst
+    return worst
+
 
 # deepchecks' data_integrity suite on the same columns, in its own environment (numpy 1); its default conditions
 DEEPCHECKS = """
@@ -193,6 +221,10 @@ def main() -> None:
             runs = [timed(code, folder, python) for _ in range(args.repeat)]
             res[name] = (statistics.median(r[0] for r in runs), max(r[1] for r in runs))
             print(f"{n:>11,} rows  {name:36s} {res[name][0]:7.2f} s  {res[name][1]:7.0f} MB", flush=True)
+        if "fairlearn MetricFrame" in res:
+            print(
+                f"{n:>11,} rows  fairlearn and scikit-learn agree with us (largest gap {agreement(folder):.1e})"
+            )
         rows.append((n, res))
     lines = [
         "# Speed: mlops-gates against the tools a user would pick instead",

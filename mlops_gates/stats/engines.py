@@ -195,6 +195,7 @@ class DuckDB:
                 hint="pip install duckdb, or use --engine arrow",
             ) from None
         self.con = duckdb.connect()
+        self.con.execute("SET enable_progress_bar = false")  # CI logs are not terminals
 
     @staticmethod
     def quote(name: str) -> str:

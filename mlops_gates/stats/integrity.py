@@ -203,7 +203,10 @@ class IntegrityCollector:
         if "drift" in cfg and policy.reference:
             wanted = list(cfg["drift"].get("features", features))
             require_columns(policy.eval_data, wanted, names)
-            drift = reference_drift(read_reference(policy.reference, wanted), wanted)
+            # Parquet column by column: the reference is held one column at a time, not whole
+            parts = [[n] for n in wanted] if policy.reference.format == "parquet" else [wanted]
+            for part in parts:
+                drift |= reference_drift(read_reference(policy.reference, part), part)
         train = None
         if "max_leakage_rate" in cfg and policy.training:
             tnames = column_names(policy.training)
