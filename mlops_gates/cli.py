@@ -88,8 +88,8 @@ engine_option = click.option(
     default="auto",
     show_default=True,
     envvar="MLOPS_GATES_ENGINE",
-    help="What computes the statistics: auto (DuckDB for Parquet when installed, else Arrow), arrow "
-    "(streaming here), duckdb (in process, multi-threaded) or spark (pyspark's session).",
+    help="What computes the statistics: auto (DuckDB for a classification policy over Parquet, else Arrow), "
+    "arrow (streaming here), duckdb (in process, multi-threaded) or spark (pyspark's session).",
 )
 
 

@@ -9,7 +9,8 @@ cells: counts exactly, sums up to the order of floating-point addition.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -224,21 +225,21 @@ class Spark:
 
     def __init__(self) -> None:
         try:
-            with warnings.catch_warnings():  # pyspark 4.3 warns at import that pandas 3 is new to it
-                warnings.simplefilter("ignore", FutureWarning)
+            with _quiet():
                 from pyspark.sql import SparkSession
         except ImportError:
             raise GateError(
                 "the spark engine needs pyspark (and Java 17 or later)",
                 hint="pip install 'mlops-gates[spark]', or use --engine duckdb",
             ) from None
-        self.spark = (
-            SparkSession.builder.appName("mlops-gates")
-            .config("spark.ui.enabled", "false")
-            .config("spark.ui.showConsoleProgress", "false")
-            .config("spark.sql.session.timeZone", "UTC")
-            .getOrCreate()
-        )
+        with _quiet():
+            self.spark = (
+                SparkSession.builder.appName("mlops-gates")
+                .config("spark.ui.enabled", "false")
+                .config("spark.ui.showConsoleProgress", "false")
+                .config("spark.sql.session.timeZone", "UTC")
+                .getOrCreate()
+            )
         self.spark.sparkContext.setLogLevel("ERROR")
 
     @staticmethod
@@ -255,13 +256,21 @@ class Spark:
         return r.json(path)
 
     def types(self, ds: Dataset) -> dict[str, str]:
-        return dict(self.frame(ds).dtypes)
+        with _quiet():
+            return dict(self.frame(ds).dtypes)
 
     def query(self, ds: Dataset, sql: Callable[[str], str]) -> pa.Table:
-        self.frame(ds).createOrReplaceTempView("mlops_gates_src")
-        with warnings.catch_warnings():  # pandas 3 again, though no pandas is involved
-            warnings.simplefilter("ignore", FutureWarning)
+        with _quiet():
+            self.frame(ds).createOrReplaceTempView("mlops_gates_src")
             return self.spark.sql(sql("mlops_gates_src")).toArrow()
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """pyspark 4.3 warns that pandas 3 is new to it, at import and at first use; no pandas is involved here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
 
 
 def choose(name: str, policy: Policy) -> str:
@@ -289,9 +298,11 @@ def cells(policy: Policy, name: str, enc: Any) -> tuple[CellTable, int]:
         )
     eng = engine(name)
     ds = policy.eval_data
-    sql = _Sql(enc, _kinds(eng.types(ds)), eng.quote)
     try:
+        sql = _Sql(enc, _kinds(eng.types(ds)), eng.quote)
         res = eng.query(ds, sql.build)
+    except Invalid:
+        raise
     except Exception as exc:  # the engine could not read or cast a value: the streaming pass says which
         raise Invalid(f"{name} could not compute the statistics: {str(exc).splitlines()[0]}") from None
     if not res.num_rows:

@@ -95,11 +95,8 @@ def multiclass_case(folder: Path) -> Path:
     frame = {"label": names[y], "pred": names[cand.argmax(1)], "team": rng.choice(["a", "b"], n)}
     for k in range(3):
         frame[f"c{k}"] = cand[:, k]
-        frame[f"b{k}"] = np.full(n, np.nan)
     table = pa.table({k: pa.array(v) for k, v in frame.items()})
-    # an empty baseline: null, not NaN, as a first model's evaluation set would hold it
-    table = table.drop_columns(["b0", "b1", "b2"])
-    for k in range(3):
+    for k in range(3):  # an empty baseline (nulls), as a first model's evaluation set holds it
         table = table.append_column(f"b{k}", pa.nulls(n, pa.float64()))
     pq.write_table(table, folder / "eval.parquet")
     pol = {
@@ -282,3 +279,16 @@ def test_engine_choice(tmp_path, monkeypatch, capsys):
     with pytest.raises(GateError) as err:
         collect(P.load(tmp_path / "gates.yml"), "spark")
     assert "pip install 'mlops-gates[spark]'" in err.value.render()
+
+
+def test_scores_written_as_text_are_refused_alike(tmp_path):
+    frame = binary_frame(n=300, seed=2)
+    frame["cand_score"] = frame["cand_score"].astype(str)
+    write_parquet(tmp_path / "eval.parquet", frame)
+    pol = P.load(write_policy(tmp_path / "gates.yml", binary_policy()))
+    messages = []
+    for engine in ("arrow", "duckdb"):
+        with pytest.raises(DataError) as err:
+            collect(pol, engine)
+        messages.append(err.value.render())
+    assert messages[0] == messages[1] and "score column 'cand_score' holds string" in messages[1]
