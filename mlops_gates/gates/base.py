@@ -236,11 +236,15 @@ def judge(tests: list[Check], policy: Policy) -> list[MetricResult]:
         for t in tests
         if t.forced is None and t.op is not None and not t.exact and not np.isnan(t.values[0])
     ]
+    shares = {  # shares of rows: the exact test and interval, once each
+        id(t): binomial(t, s.confidence)
+        for t in tests
+        if t.counts is not None and t.op is not None and not np.isnan(t.values[0])
+    }
     for t in judged:
-        if t.counts is not None:
-            pb, pg, _ = binomial(t, s.confidence)
-            p_bad.append(pb)
-            p_good.append(pg)
+        if id(t) in shares:
+            p_bad.append(shares[id(t)][0])
+            p_good.append(shares[id(t)][1])
             continue
         reps = t.values[1:]
         reps = reps[~np.isnan(reps)]
@@ -278,10 +282,8 @@ def judge(tests: list[Check], policy: Policy) -> list[MetricResult]:
             st = Status.WARN
         if t.exact:
             ci: tuple[float, float] | None = (point, point)
-        elif t.counts is not None and t.op is not None and not np.isnan(point):
-            ci = binomial(t, s.confidence)[2]
         else:
-            ci = interval(t.values, s.confidence)
+            ci = shares[id(t)][2] if id(t) in shares else interval(t.values, s.confidence)
         out.append(
             MetricResult(
                 t.metric,

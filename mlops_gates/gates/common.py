@@ -89,7 +89,7 @@ def row_shares(
     stats = ctx.stats
     if ctx.policy.columns.weight or stats.task == "regression":
         return None
-    t = stats.cells.groupby(("stratum", "y", "c", "b"))
+    t = ctx.resampled(("y", "c", "b")).table  # the table the count metrics already use
     y, c, b = t.keys["y"], t.keys["c"], t.keys["b"]
     hit = {"accuracy": c == y, "negative_flip_rate": (b == y) & (c != y)}.get(metric)
     if hit is None:

@@ -185,8 +185,6 @@ def _kinds(types: dict[str, str]) -> dict[str, str]:
 class DuckDB:
     """DuckDB in this process: multi-threaded and out of core over local Parquet, CSV and JSONL."""
 
-    name = "duckdb"
-
     def __init__(self) -> None:
         try:
             import duckdb
@@ -220,8 +218,6 @@ class DuckDB:
 
 class Spark:
     """Apache Spark (local mode here; a cluster's session where one is configured)."""
-
-    name = "spark"
 
     def __init__(self) -> None:
         try:

@@ -75,6 +75,13 @@ def binned(xs: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.diff(np.r_[0, np.searchsorted(xs, edges, side="left"), len(xs)])
 
 
+def in_sorted(sorted_values: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Whether each x is among sorted, unique values: a binary search each (np.isin sorts everything again)."""
+    if not len(sorted_values):
+        return np.zeros(len(x), dtype=bool)
+    return sorted_values[np.minimum(np.searchsorted(sorted_values, x), len(sorted_values) - 1)] == x
+
+
 def coarse(fine: np.ndarray, fine_edges: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Counts on `edges` from counts on `fine_edges`, which hold every edge: one search per value, not two."""
     to = np.r_[0, np.searchsorted(edges, fine_edges, side="right")]
@@ -140,7 +147,7 @@ class IntegrityStats:
         repeated = np.unique(fs[1:][fs[1:] == fs[:-1]])
         if not len(repeated):
             return 0
-        inside = repeated[np.minimum(np.searchsorted(repeated, fh), len(repeated) - 1)] == fh
+        inside = in_sorted(repeated, fh)
         fh, y = fh[inside], y[inside]
         order = np.lexsort((y, fh))
         f, lab = fh[order], y[order]
@@ -151,7 +158,7 @@ class IntegrityStats:
         return int((lo != hi)[gid].sum())
 
 
-CHECKS = {"max_missing_rate", "max_duplicate_rate", "max_conflicting_label_rate", "max_leakage_rate"}
+ROW_CHECKS = {"max_duplicate_rate", "max_conflicting_label_rate", "max_leakage_rate"}  # they compare rows
 
 
 class IntegrityCollector:
@@ -163,16 +170,14 @@ class IntegrityCollector:
         drift: dict[str, Drift],
         train_hashes: np.ndarray | None,
         names: list[str],
-        checks: set[str] | None = None,
+        checks: set[str],
     ):
         self.features = features
         self.label = label
         self.contract = contract
         self.drift = drift
         self.train_hashes = train_hashes
-        checks = CHECKS if checks is None else checks
-        # row hashes (8 bytes a row, twice, plus the label) only for the checks that compare rows
-        self.hashing = bool(checks & {"max_duplicate_rate", "max_conflicting_label_rate", "max_leakage_rate"})
+        self.hashing = bool(checks & ROW_CHECKS)  # a feature hash and the label: 9 bytes a row
         self.counting = "max_missing_rate" in checks
         present = [c for c in contract if c in names]
         read = features if self.hashing or self.counting else []
@@ -287,14 +292,7 @@ class IntegrityCollector:
     def finish(self, policy: Policy) -> IntegrityStats:
         fh = np.concatenate(self.feature_hashes) if self.feature_hashes else np.zeros(0, np.uint64)
         y = np.concatenate(self.labels) if self.labels else np.zeros(0, np.int64)
-        leakage = None
-        if self.train_hashes is not None:  # sorted and unique: a binary search per row
-            train = self.train_hashes
-            leakage = (
-                int((train[np.minimum(np.searchsorted(train, fh), len(train) - 1)] == fh).sum())
-                if len(train)
-                else 0
-            )
+        leakage = None if self.train_hashes is None else int(in_sorted(self.train_hashes, fh).sum())
         return IntegrityStats(
             self.rows,
             self.features,
