@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# pip's cache would hold a second copy of every wheel (pyspark's alone is 400 MB) on runners with little disk
+export PIP_NO_CACHE_DIR := 1
 
 .PHONY: demo test lint bench clean
 
