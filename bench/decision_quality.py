@@ -35,6 +35,10 @@ GATES = {
         "metrics": [{"metric": "demographic_parity_difference", "op": "<=", "value": 0.10}],
     },
     "negative flip rate <= 0.05": {"type": "regression", "negative_flips": {"max_rate": 0.05}},
+    "AUC drop <= 0.01 (paired)": {
+        "type": "regression",
+        "metrics": [{"metric": "roc_auc", "margin": {"absolute": 0.01}}],
+    },
 }
 # (at the margin: must not be promoted, truly better: should be promoted)
 TRUTHS = {
@@ -45,7 +49,31 @@ TRUTHS = {
         dict(flip=0.05, acc_c=0.85, acc_b=0.85),
         dict(flip=0.03, acc_c=0.85, acc_b=0.85),
     ),
+    "AUC drop <= 0.01 (paired)": (dict(auc_gap=-0.01), dict(auc_gap=0.01)),
 }
+EDGES = score_edges(200)
+LOGIT_EDGES = np.log(EDGES / (1 - EDGES))
+MU_B, RHO = (
+    1.2,
+    0.6,
+)  # the baseline's scores: logits N(1.2 y, 1) (AUC about 0.80); the two models' noise correlates
+
+
+def binned_auc(mu: float) -> float:
+    """The population AUC of logit scores N(mu y, 1) after the gate's binning (ties in a bin count half):
+    the truth the simulated gates are judged against."""
+    from scipy.special import ndtr
+
+    e = np.r_[-np.inf, LOGIT_EDGES, np.inf]
+    pos, neg = np.diff(ndtr(e - mu)), np.diff(ndtr(e))
+    return float((pos * (np.cumsum(neg) - 0.5 * neg)).sum())
+
+
+def mu_for(gap: float) -> float:
+    """The candidate's separation whose binned AUC differs from the baseline's by exactly `gap`."""
+    from scipy.optimize import brentq
+
+    return float(brentq(lambda mu: binned_auc(mu) - binned_auc(MU_B) - gap, 0.1, 5.0, xtol=1e-12))
 
 
 def simulate(
@@ -55,10 +83,18 @@ def simulate(
     acc_b: float = 0.85,
     gap: float = 0.0,
     flip: float | None = None,
+    auc_gap: float | None = None,
 ):
-    """Rows with two groups; labels, candidate and baseline predictions with the asked-for truth."""
+    """Rows with two groups; labels, candidate and baseline predictions (and score bins, for AUC) with the
+    asked-for truth."""
     g = rng.integers(0, 2, n)
     y = (rng.random(n) < 0.5).astype(np.int64)
+    if auc_gap is not None:
+        noise_b = rng.normal(size=n)
+        noise_c = RHO * noise_b + np.sqrt(1 - RHO**2) * rng.normal(size=n)
+        s_c, s_b = mu_for(auc_gap) * y + noise_c, MU_B * y + noise_b
+        bins = [np.searchsorted(LOGIT_EDGES, s, side="right") for s in (s_c, s_b)]
+        return g, y, (s_c > 0).astype(np.int64), (s_b > 0).astype(np.int64), *bins
     # selection rates 0.5 +/- gap/2 by group give a demographic parity difference of `gap` (accuracy aside)
     if gap:
         sel = np.where(g == 0, 0.5 - gap / 2, 0.5 + gap / 2)
@@ -86,8 +122,8 @@ def make_policy(gate: dict, mode: str, replicates: int, folder: Path) -> P.Polic
         "data": {"eval": {"path": "unused.parquet"}},
         "columns": {
             "label": "y",
-            "candidate": {"prediction": "c"},
-            "baseline": {"prediction": "b"},
+            "candidate": {"prediction": "c", "score": "cs"},
+            "baseline": {"prediction": "b", "score": "bs"},
             "sensitive": ["g"],
         },
         "settings": {
@@ -102,31 +138,27 @@ def make_policy(gate: dict, mode: str, replicates: int, folder: Path) -> P.Polic
     return P.load(path)
 
 
-def gate_once(pol: P.Policy, g, y, c, b, seed: int) -> Status:
+def gate_once(pol: P.Policy, g, y, c, b, cbin=None, bbin=None, seed: int = 0) -> Status:
     n = len(y)
-    # the table the one pass would build: counts per (group, label, candidate, baseline)
-    counts = np.bincount(((g * 2 + y) * 2 + c) * 2 + b, minlength=16)
-    idx = np.flatnonzero(counts)
-    zeros = np.zeros(len(idx), dtype=np.int64)
-    keys = {
-        "stratum": idx >> 3,
-        "y": (idx >> 2) & 1,
-        "c": (idx >> 1) & 1,
-        "b": idx & 1,
-        "cbin": zeros,
-        "bbin": zeros,
-    }
-    cells = CellTable(keys, {"w": counts[idx].astype(np.float64)}, counts[idx])
+    scored = cbin is not None
+    nb = len(EDGES) + 1
+    cbin, bbin = (cbin, bbin) if scored else (np.zeros(n, np.int64), np.zeros(n, np.int64))
+    # the table the one pass would build: counts per (group, label, candidate, baseline, score bins)
+    code, counts = np.unique(((((g * 2 + y) * 2 + c) * 2 + b) * nb + cbin) * nb + bbin, return_counts=True)
+    keys = {"bbin": code % nb, "cbin": code // nb % nb}
+    idx = code // (nb * nb)
+    keys |= {"stratum": idx >> 3, "y": (idx >> 2) & 1, "c": (idx >> 1) & 1, "b": idx & 1}
+    cells = CellTable(keys, {"w": counts.astype(np.float64)}, counts)
     stats = EvalStats(
         "binary",
         [0, 1],
         ("g",),
         [(0,), (1,)],
         cells,
-        score_edges(200),
+        EDGES,
         n,
         True,
-        {"c": False, "b": False},
+        {"c": scored, "b": scored},
         "sha256:" + "0" * 64,
     )
     pol = dataclasses.replace(pol, settings=dataclasses.replace(pol.settings, seed=seed))
@@ -138,11 +170,14 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=1000)
     ap.add_argument("--replicates", type=int, default=1000)
     ap.add_argument("--out", type=Path, default=Path("bench/RESULTS-decision-quality.md"))
+    ap.add_argument("--only", default="", help="run only the gates whose name contains this")
     args = ap.parse_args()
     folder = Path(tempfile.mkdtemp())
     rows = []
     t0 = time.time()
     for name, gate in GATES.items():
+        if args.only not in name:
+            continue
         pols = {mode: make_policy(gate, mode, args.replicates, folder) for mode in ("interval", "point")}
         margin, better = TRUTHS[name]
         for n in SIZES:

@@ -24,18 +24,28 @@ def ks(ref: np.ndarray, cur: np.ndarray) -> float:
 
 
 def js(ref: np.ndarray, cur: np.ndarray) -> float:
-    from scipy.spatial.distance import jensenshannon
+    """Jensen-Shannon distance, base 2 (0 = same distribution, 1 = disjoint)."""
+    from scipy.special import rel_entr
 
-    return float(jensenshannon(ref / ref.sum(), cur / cur.sum(), base=2))
+    p, q = ref / ref.sum(), cur / cur.sum()
+    m = (p + q) / 2
+    return float(np.sqrt(max(0.0, (rel_entr(p, m).sum() + rel_entr(q, m).sum()) / 2 / np.log(2))))
 
 
 def chi2_p(ref: np.ndarray, cur: np.ndarray) -> float:
-    from scipy.stats import chi2_contingency
+    """p-value of the chi-squared test that both sets share one distribution over the categories (Yates'
+    correction on a 2x2 table). scipy.special, not scipy.stats: the latter costs 2 s of import."""
+    from scipy.special import chdtrc
 
     keep = (ref + cur) > 0
     if keep.sum() < 2:
         return 1.0
-    return float(chi2_contingency(np.vstack([ref[keep], cur[keep]]))[1])
+    obs = np.vstack([ref[keep], cur[keep]]).astype(np.float64)
+    exp = obs.sum(axis=1, keepdims=True) * obs.sum(axis=0, keepdims=True) / obs.sum()
+    dof = obs.shape[1] - 1
+    if dof == 1:  # Yates: move each count half a unit towards its expectation
+        obs = obs + np.sign(exp - obs) * np.minimum(0.5, np.abs(exp - obs))
+    return float(chdtrc(dof, ((obs - exp) ** 2 / exp).sum()))
 
 
 def _fact(

@@ -23,18 +23,19 @@ from mlops_gates.gates.base import (
 from mlops_gates.gates.common import metric_values, row_shares, scope_label
 from mlops_gates.gates.fairness import fairness_values, group_counts, grouping_name, groupings_for
 from mlops_gates.policy import GateSpec, Margin
-from mlops_gates.stats.compute import group_matrix
+from mlops_gates.stats.compute import group_matrix, paired_auc
 
 
 def mcnemar_p(ctx: Context) -> tuple[float, int, int]:
     """Exact McNemar test: two-sided binomial test on the rows only one of the two models gets right."""
-    from scipy.stats import binomtest
+    from scipy.special import bdtr
 
     t = ctx.stats.cells.groupby(("y", "c", "b"))
     y, c, b = t.keys["y"], t.keys["c"], t.keys["b"]
     lost = int(t.n[(b == y) & (c != y)].sum())
     won = int(t.n[(b != y) & (c == y)].sum())
-    p = binomtest(lost, lost + won, 0.5).pvalue if lost + won else 1.0
+    # at p = 1/2 the two tails are mirror images: twice the smaller one
+    p = min(1.0, 2 * float(bdtr(min(lost, won), lost + won, 0.5))) if lost + won else 1.0
     return float(p), lost, won
 
 
@@ -102,11 +103,15 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
     overall = [m for m in spec.margins if M.ALL[m.metric].kind == "overall"]
     fair = [m for m in spec.margins if M.ALL[m.metric].kind == "fairness"]
     if overall:
-        names = list(dict.fromkeys(m.metric for m in overall))
-        cand, _, n = metric_values(ctx, "c", names, paired=True)
-        base, _, _ = metric_values(ctx, "b", names, paired=True)
+        delong = {"roc_auc"} if _delong_applies(ctx) else set()
+        names = list(dict.fromkeys(m.metric for m in overall if m.metric not in delong))
+        if names:
+            cand, _, n = metric_values(ctx, "c", names, paired=True)
+            base, _, _ = metric_values(ctx, "b", names, paired=True)
         for m in overall:
-            tests.append(_paired(m, cand[m.metric], base[m.metric], int(n)))
+            tests.append(
+                _delong(m, ctx) if m.metric in delong else _paired(m, cand[m.metric], base[m.metric], int(n))
+            )
     if fair:
         for grouping in groupings_for(spec, ctx):
             labels, counts = group_counts(ctx, grouping)
@@ -140,6 +145,30 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
             "baseline_wrong_candidate_right": won,
         }
     return summarise(spec.name, spec.type, judge(tests, policy), policy, details)
+
+
+def _delong_applies(ctx: Context) -> bool:
+    """DeLong's variance covers the paired AUC of a binary task with unweighted rows; the bootstrap the rest."""
+    stats = ctx.stats
+    return (
+        stats.task == "binary"
+        and not ctx.policy.columns.weight
+        and stats.has_score["c"]
+        and stats.has_score["b"]
+    )
+
+
+def _delong(m: Margin, ctx: Context) -> Check:
+    cand, base, se = ctx.once(("delong",), lambda: paired_auc(ctx.stats))
+    t = _paired(m, np.array([cand]), np.array([base]), int(ctx.stats.cells.n.sum()))
+    t.note = "; ".join(x for x in (t.note, "DeLong's interval") if x)
+    if np.isnan(se) and not np.isnan(t.values[0]):
+        t.forced, t.note = (
+            insufficient_status(ctx.policy),
+            "fewer than two positives or negatives: no variance",
+        )
+    t.se = se
+    return t
 
 
 def _paired(m: Margin, cand: np.ndarray, base: np.ndarray, n: int, scope: str = "overall") -> Check:

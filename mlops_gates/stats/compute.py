@@ -224,6 +224,41 @@ def _auc(
     return np.stack(res, axis=1) if groups is not None else res[0]
 
 
+def paired_auc(stats: EvalStats) -> tuple[float, float, float]:
+    """(candidate AUC, baseline AUC, standard error of their difference) by DeLong's method (1988), from the
+    joint table of score bins: ties within a bin count half, as in `_auc`. Unweighted binary tasks only.
+
+    Why not the bootstrap: resampling the candidate x baseline x label table (tens of thousands of cells at a
+    million rows) costs more than the rest of a run; DeLong's variance is exact arithmetic on the same table.
+    """
+    t = stats.cells.groupby(("y", "cbin", "bbin"))
+    nb = len(stats.edges) + 1
+    pos = t.keys["y"] == 1
+    k = t.n.astype(np.float64)
+    m, n = k[pos].sum(), k[~pos].sum()
+    if not (m and n):
+        return float("nan"), float("nan"), float("nan")
+    # placement values: a positive's share of negatives below it, a negative's share of positives above it
+    place: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for side in ("c", "b"):
+        b = t.keys[f"{side}bin"]
+        P = np.bincount(b[pos], weights=k[pos], minlength=nb)
+        N = np.bincount(b[~pos], weights=k[~pos], minlength=nb)
+        v10 = (np.cumsum(N) - 0.5 * N) / n
+        v01 = (m - np.cumsum(P) + 0.5 * P) / m
+        place[side] = (v10[b[pos]], v01[b[~pos]])
+    auc = [float((k[pos] * place[side][0]).sum() / m) for side in ("c", "b")]
+    if m < 2 or n < 2:
+        return auc[0], auc[1], float("nan")
+    var = 0.0
+    for j, (rows, size) in enumerate(((pos, m), (~pos, n))):
+        # the two models' placements differ row by row: the variance of that difference is S_cc + S_bb - 2 S_cb
+        d = place["c"][j] - place["b"][j]
+        mean = (k[rows] * d).sum() / size
+        var += (k[rows] * (d - mean) ** 2).sum() / (size - 1) / size
+    return auc[0], auc[1], float(np.sqrt(var))
+
+
 def auc_binning_bound(stats: EvalStats, side: str) -> float:
     """Largest possible gap between the binned AUC and the exact one: half the share of pairs sharing a bin."""
     t = stats.cells.groupby(("y", f"{side}bin"))

@@ -82,6 +82,31 @@ def test_better_candidate_is_promoted_with_a_valid_record(binary_case):
     reg = next(g for g in out.record["gates"] if g["type"] == "regression")
     auc = next(m for m in reg["metrics"] if m["metric"].startswith("roc_auc"))
     assert auc["ci"][0] <= auc["value"] <= auc["ci"][1] and auc["value"] > 0 and auc["baseline"] is not None
+    assert "DeLong" in auc["note"]
+
+
+def test_the_paired_auc_interval_is_delongs_and_the_bootstrap_takes_weighted_rows(tmp_path):
+    """A binary task without weights: DeLong's interval (no resample of the joint score table); with weights,
+    the bootstrap's. Weights of one are the same rows, so both intervals must be alike."""
+    frame = binary_frame()
+    frame["w"] = np.ones(len(frame["label"]))
+    write_parquet(tmp_path / "eval.parquet", frame)
+    gates = [{"type": "regression", "metrics": [{"metric": "roc_auc", "margin": {"absolute": 0.01}}]}]
+    plain = evaluate(tmp_path, binary_policy(gates=gates), "a").record["gates"][0]["metrics"][0]
+    cols = {**binary_policy()["columns"], "weight": "w"}
+    weighted = evaluate(tmp_path, binary_policy(gates=gates, columns=cols), "b").record["gates"][0][
+        "metrics"
+    ][0]
+    assert "DeLong" in plain["note"] and "DeLong" not in (weighted["note"] or "")
+    assert plain["value"] == pytest.approx(weighted["value"], abs=1e-12)
+    width = plain["ci"][1] - plain["ci"][0]
+    assert weighted["ci"][1] - weighted["ci"][0] == pytest.approx(width, rel=0.15)
+    # one positive: an AUC, but no variance to judge it by
+    one = {k: v[:200] for k, v in binary_frame().items()}
+    one["label"] = np.where(np.arange(200) == 0, "yes", "no")
+    write_parquet(tmp_path / "eval.parquet", one)
+    lone = evaluate(tmp_path, binary_policy(gates=gates), "c").record["gates"][0]["metrics"][0]
+    assert lone["status"] == "INCONCLUSIVE" and "no variance" in lone["note"]
 
 
 def test_worse_candidate_is_rejected_and_flips_are_counted(tmp_path):

@@ -245,3 +245,54 @@ def test_a_share_of_rows_is_judged_by_the_exact_binomial_test():
     res = judge([acc], _Policy())  # type: ignore[arg-type]
     assert res[0].status == Status.PASS
     assert res[0].p_value == pytest.approx(binomtest(450, n, 0.8, alternative="greater").pvalue)
+
+
+def test_paired_auc_variance_is_delongs_and_agrees_with_the_bootstrap(binary_case):
+    """DeLong's variance from the joint bin table equals the textbook definition on the rows (pairwise
+    placements, ties half), and the bootstrap of the same table gives a like spread."""
+    from mlops_gates import policy as P
+    from mlops_gates.gates.base import Context
+    from mlops_gates.gates.common import metric_values
+    from mlops_gates.stats.collect import collect
+    from mlops_gates.stats.compute import paired_auc
+    from tests.conftest import binary_policy, write_policy
+
+    folder, _ = binary_case
+    pol = P.load(write_policy(folder / "gates.yml", binary_policy()))
+    stats = collect(pol)
+    auc_c, auc_b, se = paired_auc(stats)
+
+    t = stats.cells.groupby(("y", "cbin", "bbin"))  # back to one entry per row
+    rows = {k: np.repeat(v, t.n) for k, v in t.keys.items()}
+    pos, neg = rows["y"] == 1, rows["y"] == 0
+
+    def placements(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        below = (s[neg][None, :] < s[pos][:, None]) + 0.5 * (s[neg][None, :] == s[pos][:, None])
+        return below.mean(axis=1), below.mean(axis=0)  # per positive, per negative (1 - its placement)
+
+    (v10c, v01c), (v10b, v01b) = placements(rows["cbin"]), placements(rows["bbin"])
+    assert (auc_c, auc_b) == pytest.approx((v10c.mean(), v10b.mean()), abs=1e-12)
+    S10, S01 = np.cov(v10c, v10b), np.cov(v01c, v01b)
+    want = (S10[0, 0] + S10[1, 1] - 2 * S10[0, 1]) / pos.sum() + (
+        S01[0, 0] + S01[1, 1] - 2 * S01[0, 1]
+    ) / neg.sum()
+    assert se == pytest.approx(np.sqrt(want), rel=1e-9)
+
+    ctx = Context(pol, stats)
+    c, _, _ = metric_values(ctx, "c", ["roc_auc"], paired=True)
+    b, _, _ = metric_values(ctx, "b", ["roc_auc"], paired=True)
+    assert c["roc_auc"][0] - b["roc_auc"][0] == pytest.approx(auc_c - auc_b, abs=1e-12)
+    assert np.std(c["roc_auc"][1:] - b["roc_auc"][1:]) == pytest.approx(se, rel=0.1)
+
+
+def test_an_estimate_with_a_standard_error_is_judged_by_the_normal_test():
+    from scipy.stats import norm
+
+    up = Check(
+        "roc_auc (candidate - baseline)", "overall", np.array([-0.004]), 5000, ">=", -0.01, "fail", se=0.002
+    )
+    down = Check("log_loss", "overall", np.array([0.012]), 5000, "<=", 0.01, "fail", se=0.002)
+    res = judge([up, down], _Policy())  # type: ignore[arg-type]
+    assert res[0].status == Status.PASS and res[0].p_value == pytest.approx(norm.sf(0.006 / 0.002))
+    assert res[0].ci == pytest.approx((-0.004 - 1.959964 * 0.002, -0.004 + 1.959964 * 0.002), abs=1e-6)
+    assert res[1].status == Status.INCONCLUSIVE and res[1].p_value == pytest.approx(norm.cdf(0.002 / 0.002))

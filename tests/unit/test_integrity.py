@@ -25,6 +25,21 @@ def test_psi_ks_js_chi2_by_hand_and_scipy():
     jsd = 0.5 * (p * np.log2(p / m)).sum() + 0.5 * (q * np.log2(q / m)).sum()
     assert js(ref, cur) == pytest.approx(np.sqrt(jsd))
     assert chi2_p(ref, cur) == pytest.approx(sps.chi2_contingency(np.vstack([ref, cur]))[1])
+    for r, c in [
+        ([30.0, 10.0], [20.0, 25.0]),
+        ([5.0, 0.0, 7.0], [1.0, 0.0, 9.0]),
+        ([10.0, 0.4], [10.0, 0.6]),
+    ]:
+        r, c = np.array(r), np.array(c)
+        keep = (r + c) > 0  # 2x2 tables take Yates' correction, as scipy does
+        assert chi2_p(r, c) == pytest.approx(sps.chi2_contingency(np.vstack([r[keep], c[keep]]))[1])
+        assert js(r, c) == pytest.approx(_js_scipy(r, c))
+
+
+def _js_scipy(r: np.ndarray, c: np.ndarray) -> float:
+    from scipy.spatial.distance import jensenshannon
+
+    return float(jensenshannon(r / r.sum(), c / c.sum(), base=2))
 
 
 def _case(tmp_path, n=1000, seed=0):
