@@ -2,29 +2,33 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from mlops_gates.gates.base import Check, Context, GateResult, insufficient_status, judge, summarise
-from mlops_gates.gates.common import metric_values, row_shares, scope_label
+from mlops_gates.gates.common import delong_auc, metric_values, row_shares, scope_label, with_se
 from mlops_gates.policy import GateSpec
 
 
 def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
     names = list(dict.fromkeys(t.metric for t in spec.thresholds))
-    values, _, n = metric_values(ctx, "c", names)
+    auc = delong_auc(ctx, ("c",)) if "roc_auc" in names else None  # overall AUC: DeLong's, no resample
+    values, _, n = metric_values(ctx, "c", [m for m in names if not (auc and m == "roc_auc")])
+    if auc:
+        values["roc_auc"] = np.array([auc[0][0]])
     tests = []
     for t in spec.thresholds:
         share = row_shares(ctx, t.metric)
-        tests.append(
-            Check(
-                t.metric,
-                "overall",
-                values[t.metric],
-                int(n),
-                t.op,
-                t.value,
-                t.severity,
-                counts=share[0] if share else None,
-            )
+        check = Check(
+            t.metric,
+            "overall",
+            values[t.metric],
+            int(n),
+            t.op,
+            t.value,
+            t.severity,
+            counts=share[0] if share else None,
         )
+        tests.append(with_se(check, auc[1], ctx.policy) if auc and t.metric == "roc_auc" else check)
     if spec.config.get("slices"):
         cols = ctx.stats.group_columns
         groupings: list[tuple[int, ...]] = [(cols.index(c),) for c in ctx.policy.columns.slices]

@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from mlops_gates import metrics as M
-from mlops_gates.gates.base import Context
+from mlops_gates.gates.base import Check, Context, insufficient_status
+from mlops_gates.policy import Policy
 from mlops_gates.stats.compute import (
     Resampled,
     confusion,
     count_metrics,
+    delong,
     group_matrix,
     regression_metrics,
     score_metrics,
@@ -79,6 +81,25 @@ def metric_values(
             out[k] = vals[k]
         n = r.table.n @ G if G is not None else np.array(r.table.n.sum())
     return out, labels, n
+
+
+def delong_auc(ctx: Context, sides: tuple[str, ...]) -> tuple[list[float], float] | None:
+    """DeLong's AUCs and standard error (see `compute.delong`) where they apply: a binary task with unweighted
+    rows and scores for `sides`; None where the bootstrap must do."""
+    s = ctx.stats
+    if s.task != "binary" or ctx.policy.columns.weight or not all(s.has_score[x] for x in sides):
+        return None
+    return ctx.once(("delong", sides), lambda: delong(s, sides))
+
+
+def with_se(t: Check, se: float, policy: Policy) -> Check:
+    """Judge `t` by its analytic standard error; with none (fewer than two positives or negatives), too
+    little evidence."""
+    t.se = se
+    t.note = "; ".join(x for x in (t.note, "DeLong's interval") if x)
+    if np.isnan(se) and not np.isnan(t.values[0]):
+        t.forced, t.note = insufficient_status(policy), "fewer than two positives or negatives: no variance"
+    return t
 
 
 def row_shares(

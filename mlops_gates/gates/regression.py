@@ -20,10 +20,10 @@ from mlops_gates.gates.base import (
     judge,
     summarise,
 )
-from mlops_gates.gates.common import metric_values, row_shares, scope_label
+from mlops_gates.gates.common import delong_auc, metric_values, row_shares, scope_label, with_se
 from mlops_gates.gates.fairness import fairness_values, group_counts, grouping_name, groupings_for
 from mlops_gates.policy import GateSpec, Margin
-from mlops_gates.stats.compute import group_matrix, paired_auc
+from mlops_gates.stats.compute import group_matrix
 
 
 def mcnemar_p(ctx: Context) -> tuple[float, int, int]:
@@ -103,15 +103,18 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
     overall = [m for m in spec.margins if M.ALL[m.metric].kind == "overall"]
     fair = [m for m in spec.margins if M.ALL[m.metric].kind == "fairness"]
     if overall:
-        delong = {"roc_auc"} if _delong_applies(ctx) else set()
-        names = list(dict.fromkeys(m.metric for m in overall if m.metric not in delong))
+        auc = delong_auc(ctx, ("c", "b")) if any(m.metric == "roc_auc" for m in overall) else None
+        names = list(dict.fromkeys(m.metric for m in overall if not (auc and m.metric == "roc_auc")))
         if names:
             cand, _, n = metric_values(ctx, "c", names, paired=True)
             base, _, _ = metric_values(ctx, "b", names, paired=True)
         for m in overall:
-            tests.append(
-                _delong(m, ctx) if m.metric in delong else _paired(m, cand[m.metric], base[m.metric], int(n))
-            )
+            if auc and m.metric == "roc_auc":
+                (auc_c, auc_b), se = auc
+                t = _paired(m, np.array([auc_c]), np.array([auc_b]), int(ctx.stats.cells.n.sum()))
+                tests.append(with_se(t, se, policy))
+            else:
+                tests.append(_paired(m, cand[m.metric], base[m.metric], int(n)))
     if fair:
         for grouping in groupings_for(spec, ctx):
             labels, counts = group_counts(ctx, grouping)
@@ -145,30 +148,6 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
             "baseline_wrong_candidate_right": won,
         }
     return summarise(spec.name, spec.type, judge(tests, policy), policy, details)
-
-
-def _delong_applies(ctx: Context) -> bool:
-    """DeLong's variance covers the paired AUC of a binary task with unweighted rows; the bootstrap the rest."""
-    stats = ctx.stats
-    return (
-        stats.task == "binary"
-        and not ctx.policy.columns.weight
-        and stats.has_score["c"]
-        and stats.has_score["b"]
-    )
-
-
-def _delong(m: Margin, ctx: Context) -> Check:
-    cand, base, se = ctx.once(("delong",), lambda: paired_auc(ctx.stats))
-    t = _paired(m, np.array([cand]), np.array([base]), int(ctx.stats.cells.n.sum()))
-    t.note = "; ".join(x for x in (t.note, "DeLong's interval") if x)
-    if np.isnan(se) and not np.isnan(t.values[0]):
-        t.forced, t.note = (
-            insufficient_status(ctx.policy),
-            "fewer than two positives or negatives: no variance",
-        )
-    t.se = se
-    return t
 
 
 def _paired(m: Margin, cand: np.ndarray, base: np.ndarray, n: int, scope: str = "overall") -> Check:

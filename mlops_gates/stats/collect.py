@@ -400,13 +400,19 @@ def collect(policy: Policy, engine: str = "auto") -> EvalStats:
     offset = 0
     engine = engines.choose(engine, policy)
     if engine != "arrow":
-        try:
-            table, offset = engines.cells(policy, engine, enc)
-        except engines.Invalid as exc:
-            _stream(ds, wanted, _Encoder(policy, str(ds.path)), None)  # names the rows and raises
-            raise DataError(str(exc), where=str(ds.path), hint="fix those rows") from None
-        if integrity:
-            _stream(ds, integrity.columns, enc, integrity, cells=False)
+        from concurrent.futures import ThreadPoolExecutor
+
+        eng = engines.engine(engine)
+        # the engine's query and the integrity stream read the file side by side (the engine frees the GIL)
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(engines.query, policy, eng, enc)
+            if integrity:
+                _stream(ds, integrity.columns, enc, integrity, cells=False)
+            try:
+                table, offset = engines.tabulate(policy, enc, *pending.result())
+            except engines.Invalid as exc:
+                _stream(ds, wanted, _Encoder(policy, str(ds.path)), None)  # names the rows and raises
+                raise DataError(str(exc), where=str(ds.path), hint="fix those rows") from None
     else:
         read = list(dict.fromkeys(wanted + (integrity.columns if integrity else [])))
         table, offset = _stream(ds, read, enc, integrity)

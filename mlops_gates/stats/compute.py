@@ -224,39 +224,40 @@ def _auc(
     return np.stack(res, axis=1) if groups is not None else res[0]
 
 
-def paired_auc(stats: EvalStats) -> tuple[float, float, float]:
-    """(candidate AUC, baseline AUC, standard error of their difference) by DeLong's method (1988), from the
-    joint table of score bins: ties within a bin count half, as in `_auc`. Unweighted binary tasks only.
+def delong(stats: EvalStats, sides: tuple[str, ...]) -> tuple[list[float], float]:
+    """The AUCs of `sides` ('c', 'b') and the standard error of the first (one side) or of first - second
+    (two: paired, on the same rows), by DeLong's method (1988) on the bin table: ties within a bin count half,
+    as in `_auc`. Unweighted binary tasks only.
 
     Why not the bootstrap: resampling the candidate x baseline x label table (tens of thousands of cells at a
     million rows) costs more than the rest of a run; DeLong's variance is exact arithmetic on the same table.
     """
-    t = stats.cells.groupby(("y", "cbin", "bbin"))
+    t = stats.cells.groupby(("y", *(f"{s}bin" for s in sides)))
     nb = len(stats.edges) + 1
     pos = t.keys["y"] == 1
     k = t.n.astype(np.float64)
     m, n = k[pos].sum(), k[~pos].sum()
     if not (m and n):
-        return float("nan"), float("nan"), float("nan")
+        return [float("nan")] * len(sides), float("nan")
     # placement values: a positive's share of negatives below it, a negative's share of positives above it
-    place: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for side in ("c", "b"):
+    place: list[tuple[np.ndarray, np.ndarray]] = []
+    for side in sides:
         b = t.keys[f"{side}bin"]
         P = np.bincount(b[pos], weights=k[pos], minlength=nb)
         N = np.bincount(b[~pos], weights=k[~pos], minlength=nb)
         v10 = (np.cumsum(N) - 0.5 * N) / n
         v01 = (m - np.cumsum(P) + 0.5 * P) / m
-        place[side] = (v10[b[pos]], v01[b[~pos]])
-    auc = [float((k[pos] * place[side][0]).sum() / m) for side in ("c", "b")]
+        place.append((v10[b[pos]], v01[b[~pos]]))
+    auc = [float((k[pos] * p[0]).sum() / m) for p in place]
     if m < 2 or n < 2:
-        return auc[0], auc[1], float("nan")
+        return auc, float("nan")
     var = 0.0
     for j, (rows, size) in enumerate(((pos, m), (~pos, n))):
-        # the two models' placements differ row by row: the variance of that difference is S_cc + S_bb - 2 S_cb
-        d = place["c"][j] - place["b"][j]
+        # per row, the placement (or the two models' difference: its variance is S_cc + S_bb - 2 S_cb)
+        d = place[0][j] - place[1][j] if len(sides) == 2 else place[0][j]
         mean = (k[rows] * d).sum() / size
         var += (k[rows] * (d - mean) ** 2).sum() / (size - 1) / size
-    return auc[0], auc[1], float(np.sqrt(var))
+    return auc, float(np.sqrt(var))
 
 
 def auc_binning_bound(stats: EvalStats, side: str) -> float:

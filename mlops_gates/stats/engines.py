@@ -185,6 +185,8 @@ def _kinds(types: dict[str, str]) -> dict[str, str]:
 class DuckDB:
     """DuckDB in this process: multi-threaded and out of core over local Parquet, CSV and JSONL."""
 
+    name = "duckdb"
+
     def __init__(self) -> None:
         try:
             import duckdb
@@ -218,6 +220,8 @@ class DuckDB:
 
 class Spark:
     """Apache Spark (local mode here; a cluster's session where one is configured)."""
+
+    name = "spark"
 
     def __init__(self) -> None:
         try:
@@ -272,6 +276,11 @@ def _quiet() -> Iterator[None]:
 def choose(name: str, policy: Policy) -> str:
     """auto: DuckDB for a classification policy over Parquet when it is installed; the streaming pass else."""
     if name != "auto":
+        if policy.task == "regression" and name != "arrow":
+            raise GateError(
+                f"the {name} engine computes classification states; regression buckets rows by their position",
+                hint="use --engine arrow for a regression policy",
+            )
         return name
     if policy.task == "regression" or policy.eval_data.format != "parquet":
         return "arrow"
@@ -284,23 +293,23 @@ def engine(name: str) -> DuckDB | Spark:
     return DuckDB() if name == "duckdb" else Spark()
 
 
-def cells(policy: Policy, name: str, enc: Any) -> tuple[CellTable, int]:
-    """The cell table and row count, computed by engine `name`; `enc` is the streaming pass's encoder, whose
-    codebooks map the raw values. Raises Invalid when the data breaks a rule."""
-    if policy.task == "regression":
-        raise GateError(
-            f"the {name} engine computes classification states; regression buckets rows by their position",
-            hint="use --engine arrow for a regression policy",
-        )
-    eng = engine(name)
+def query(policy: Policy, eng: DuckDB | Spark, enc: Any) -> tuple[pa.Table, _Sql]:
+    """The engine's groups for the policy, computed where the data lives. Reads `enc`'s settings and changes
+    none of its codebooks, so it may run beside the streaming pass. Raises Invalid when the engine fails."""
     ds = policy.eval_data
     try:
         sql = _Sql(enc, _kinds(eng.types(ds)), eng.quote)
-        res = eng.query(ds, sql.build)
+        return eng.query(ds, sql.build), sql
     except Invalid:
         raise
     except Exception as exc:  # the engine could not read or cast a value: the streaming pass says which
-        raise Invalid(f"{name} could not compute the statistics: {str(exc).splitlines()[0]}") from None
+        raise Invalid(f"{eng.name} could not compute the statistics: {str(exc).splitlines()[0]}") from None
+
+
+def tabulate(policy: Policy, enc: Any, res: pa.Table, sql: _Sql) -> tuple[CellTable, int]:
+    """The cell table and row count from the engine's groups, through the streaming pass's codebooks.
+    Raises Invalid when the data breaks a rule."""
+    ds = policy.eval_data
     if not res.num_rows:
         raise DataError(
             "has no rows", where=str(ds.path), hint="write the evaluation rows to it, or fix the path"

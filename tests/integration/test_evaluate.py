@@ -85,28 +85,33 @@ def test_better_candidate_is_promoted_with_a_valid_record(binary_case):
     assert "DeLong" in auc["note"]
 
 
-def test_the_paired_auc_interval_is_delongs_and_the_bootstrap_takes_weighted_rows(tmp_path):
-    """A binary task without weights: DeLong's interval (no resample of the joint score table); with weights,
-    the bootstrap's. Weights of one are the same rows, so both intervals must be alike."""
+def test_auc_intervals_are_delongs_and_the_bootstrap_takes_weighted_rows(tmp_path):
+    """A binary task without weights: DeLong's intervals for the AUC and the paired AUC difference (no
+    resample of the score tables); with weights, the bootstrap's. Weights of one are the same rows, so the
+    intervals must be alike."""
     frame = binary_frame()
     frame["w"] = np.ones(len(frame["label"]))
     write_parquet(tmp_path / "eval.parquet", frame)
-    gates = [{"type": "regression", "metrics": [{"metric": "roc_auc", "margin": {"absolute": 0.01}}]}]
-    plain = evaluate(tmp_path, binary_policy(gates=gates), "a").record["gates"][0]["metrics"][0]
-    cols = {**binary_policy()["columns"], "weight": "w"}
-    weighted = evaluate(tmp_path, binary_policy(gates=gates, columns=cols), "b").record["gates"][0][
-        "metrics"
-    ][0]
-    assert "DeLong" in plain["note"] and "DeLong" not in (weighted["note"] or "")
-    assert plain["value"] == pytest.approx(weighted["value"], abs=1e-12)
-    width = plain["ci"][1] - plain["ci"][0]
-    assert weighted["ci"][1] - weighted["ci"][0] == pytest.approx(width, rel=0.15)
+    gates = [
+        {"type": "accuracy", "metrics": [{"metric": "roc_auc", "op": ">=", "value": 0.7}]},
+        {"type": "regression", "metrics": [{"metric": "roc_auc", "margin": {"absolute": 0.01}}]},
+    ]
+
+    def aucs(policy: dict, out: str) -> list[dict]:
+        return [g["metrics"][0] for g in evaluate(tmp_path, policy, out).record["gates"]]
+
+    plain = aucs(binary_policy(gates=gates), "a")
+    weighted = aucs(binary_policy(gates=gates, columns={**binary_policy()["columns"], "weight": "w"}), "b")
+    for p, w in zip(plain, weighted, strict=True):
+        assert "DeLong" in p["note"] and "DeLong" not in (w["note"] or "")
+        assert p["value"] == pytest.approx(w["value"], abs=1e-12)
+        assert w["ci"][1] - w["ci"][0] == pytest.approx(p["ci"][1] - p["ci"][0], rel=0.15)
     # one positive: an AUC, but no variance to judge it by
     one = {k: v[:200] for k, v in binary_frame().items()}
     one["label"] = np.where(np.arange(200) == 0, "yes", "no")
     write_parquet(tmp_path / "eval.parquet", one)
-    lone = evaluate(tmp_path, binary_policy(gates=gates), "c").record["gates"][0]["metrics"][0]
-    assert lone["status"] == "INCONCLUSIVE" and "no variance" in lone["note"]
+    for lone in aucs(binary_policy(gates=gates), "c"):
+        assert lone["status"] == "INCONCLUSIVE" and "no variance" in lone["note"]
 
 
 def test_worse_candidate_is_rejected_and_flips_are_counted(tmp_path):

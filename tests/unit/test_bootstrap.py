@@ -254,13 +254,13 @@ def test_paired_auc_variance_is_delongs_and_agrees_with_the_bootstrap(binary_cas
     from mlops_gates.gates.base import Context
     from mlops_gates.gates.common import metric_values
     from mlops_gates.stats.collect import collect
-    from mlops_gates.stats.compute import paired_auc
+    from mlops_gates.stats.compute import delong
     from tests.conftest import binary_policy, write_policy
 
     folder, _ = binary_case
     pol = P.load(write_policy(folder / "gates.yml", binary_policy()))
     stats = collect(pol)
-    auc_c, auc_b, se = paired_auc(stats)
+    (auc_c, auc_b), se = delong(stats, ("c", "b"))
 
     t = stats.cells.groupby(("y", "cbin", "bbin"))  # back to one entry per row
     rows = {k: np.repeat(v, t.n) for k, v in t.keys.items()}
@@ -283,6 +283,12 @@ def test_paired_auc_variance_is_delongs_and_agrees_with_the_bootstrap(binary_cas
     b, _, _ = metric_values(ctx, "b", ["roc_auc"], paired=True)
     assert c["roc_auc"][0] - b["roc_auc"][0] == pytest.approx(auc_c - auc_b, abs=1e-12)
     assert np.std(c["roc_auc"][1:] - b["roc_auc"][1:]) == pytest.approx(se, rel=0.1)
+    # one model alone: S10 / m + S01 / n
+    (alone,), se_c = delong(stats, ("c",))
+    assert alone == pytest.approx(auc_c, abs=1e-12)
+    assert se_c == pytest.approx(np.sqrt(S10[0, 0] / pos.sum() + S01[0, 0] / neg.sum()), rel=1e-9)
+    boot, _, _ = metric_values(ctx, "c", ["roc_auc"])  # the candidate's own bins, stratified by group
+    assert np.std(boot["roc_auc"][1:]) == pytest.approx(se_c, rel=0.1)
 
 
 def test_an_estimate_with_a_standard_error_is_judged_by_the_normal_test():
