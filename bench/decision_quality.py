@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -181,7 +182,7 @@ def main() -> None:
         pols = {mode: make_policy(gate, mode, args.replicates, folder) for mode in ("interval", "point")}
         margin, better = TRUTHS[name]
         for n in SIZES:
-            rng = np.random.default_rng(hash((name, n)) % 2**32)
+            rng = np.random.default_rng(zlib.crc32(f"{name} {n}".encode()))  # stable across processes
             counts = {("margin", m): 0 for m in pols} | {("better", m): 0 for m in pols}
             for i in range(args.runs):
                 for truth, kw in (("margin", margin), ("better", better)):
@@ -206,6 +207,7 @@ def main() -> None:
                 f"held though better: interval {rows[-1][4]:.3f}, point {rows[-1][5]:.3f}",
                 flush=True,
             )
+    worst = max(r[2] for r in rows)
     lines = [
         "# Decision quality: interval decisions against point-estimate decisions",
         "",
@@ -222,6 +224,11 @@ def main() -> None:
         "At the margin a point-estimate gate promotes about half the time, whatever the sample size; an interval gate",
         "promotes in about 2.5% (the price of a gate at all is that some truly better models are held when the",
         "sample is too small to show it).",
+        "",
+        "The promise (the scale issue): an interval gate promotes a model that is truly at the margin in at most",
+        f"1 − confidence = 5% of runs. {'Every cell keeps it' if worst <= 0.05 else 'NOT KEPT in every cell'}: the",
+        f"largest is {worst:.1%} ({args.runs:,} runs give a Monte-Carlo standard error of about "
+        f"{np.sqrt(0.025 * 0.975 / args.runs):.1%} at 2.5%).",
     ]
     args.out.write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")

@@ -158,8 +158,8 @@ class Check:
     # a share of unweighted rows (hits, trials): judged by the exact binomial test, reported with its
     # Clopper-Pearson interval, as the percentile bootstrap is too lenient near a bound at small counts
     counts: tuple[int, int] | None = None
-    # an estimate with an analytic standard error (DeLong's, for a paired AUC): judged by the normal test and
-    # reported with the normal interval; values holds the point alone
+    # an estimate with an analytic standard error (DeLong's, for an AUC or a paired AUC difference): judged by
+    # the normal test and reported with the normal interval; values holds the point alone
     se: float | None = None
 
 

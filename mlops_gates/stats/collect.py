@@ -41,6 +41,11 @@ class EvalStats:
     integrity: Any = None  # IntegrityStats when the policy has an integrity gate
 
 
+def dictionary_indices(indices: pa.Array, null: int) -> np.ndarray:
+    """Dictionary indices as numpy, nulls as `null` (fill_null costs a millisecond a call even with no null)."""
+    return (indices.fill_null(null) if indices.null_count else indices).to_numpy(zero_copy_only=False)
+
+
 class _Codebook:
     """Maps values to dense integer codes as they appear, batch after batch."""
 
@@ -53,7 +58,7 @@ class _Codebook:
         lut = np.array(
             [self.codes.setdefault(_key(v), len(self.codes)) for v in values] + [0], dtype=np.int64
         )
-        idx = enc.indices.fill_null(len(values)).to_numpy(zero_copy_only=False)
+        idx = dictionary_indices(enc.indices, len(values))
         if enc.indices.null_count:
             lut[-1] = self.codes.setdefault(None, len(self.codes))
         return lut[idx]
@@ -387,24 +392,24 @@ def _stream(
 def collect(policy: Policy, engine: str = "auto") -> EvalStats:
     """Read the evaluation data once and return every statistic the gates need; a query engine other than
     Arrow computes the cells where the data lives (integrity facts, which keep per-row hashes, stream here)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from mlops_gates.stats.integrity import IntegrityCollector
 
     ds = policy.eval_data
     names = column_names(ds)
     wanted = metric_columns(policy)
     require_columns(ds, wanted, names)
-    digest = sha256_file(ds.path)  # the record names exactly the bytes that were judged
     enc = _Encoder(policy, str(ds.path))
     integrity = IntegrityCollector.for_policy(policy, names, wanted)
     table: CellTable | None = None
     offset = 0
     engine = engines.choose(engine, policy)
-    if engine != "arrow":
-        from concurrent.futures import ThreadPoolExecutor
-
-        eng = engines.engine(engine)
-        # the engine's query and the integrity stream read the file side by side (the engine frees the GIL)
-        with ThreadPoolExecutor(1) as pool:
+    eng = engines.engine(engine) if engine != "arrow" else None
+    # side by side (hashlib and the engines free the GIL): the file's digest, the engine's query, the stream
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(sha256_file, ds.path)  # the record names exactly the bytes that were judged
+        if eng is not None:
             pending = pool.submit(engines.query, policy, eng, enc)
             if integrity:
                 _stream(ds, integrity.columns, enc, integrity, cells=False)
@@ -413,9 +418,10 @@ def collect(policy: Policy, engine: str = "auto") -> EvalStats:
             except engines.Invalid as exc:
                 _stream(ds, wanted, _Encoder(policy, str(ds.path)), None)  # names the rows and raises
                 raise DataError(str(exc), where=str(ds.path), hint="fix those rows") from None
-    else:
-        read = list(dict.fromkeys(wanted + (integrity.columns if integrity else [])))
-        table, offset = _stream(ds, read, enc, integrity)
+        else:
+            read = list(dict.fromkeys(wanted + (integrity.columns if integrity else [])))
+            table, offset = _stream(ds, read, enc, integrity)
+        digest = first.result()
     if sha256_file(ds.path) != digest:
         raise DataError(
             "the file changed while it was being read",

@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 
 from mlops_gates.data.reader import column_names, read_table, require_columns
 from mlops_gates.policy import Dataset, Policy
+from mlops_gates.stats.collect import dictionary_indices
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _NULL = np.uint64(0x5BD1E9955BD1E995)
@@ -47,7 +48,7 @@ def column_hash(arr: pa.Array) -> np.ndarray:
         + [int(_NULL)],
         dtype=np.uint64,
     )
-    return lut[enc.indices.fill_null(len(lut) - 1).to_numpy(zero_copy_only=False)]
+    return lut[dictionary_indices(enc.indices, len(lut) - 1)]
 
 
 def rows_hash(batch: pa.RecordBatch | pa.Table, cols: list[str]) -> np.ndarray:
