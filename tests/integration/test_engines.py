@@ -20,7 +20,7 @@ from mlops_gates.errors import DataError, GateError
 from mlops_gates.evaluate import run
 from mlops_gates.stats.collect import EvalStats, collect
 from tests.conftest import binary_frame, binary_policy, cli_main, write_parquet, write_policy
-from tests.integration.test_shards import GATES, close, metrics
+from tests.integration.test_shards import GATES, close, compute_shard, metrics
 
 
 @pytest.fixture(scope="module")
@@ -208,20 +208,8 @@ def test_shards_from_different_engines_merge_into_the_whole(tmp_path, monkeypatc
     states = []
     for i, engine in enumerate(("arrow", "duckdb")):
         pq.write_table(table.slice(cuts[i], cuts[i + 1] - cuts[i]), tmp_path / f"shard{i}.parquet")
-        args = ["--data", str(tmp_path / f"shard{i}.parquet"), "--out", str(tmp_path / f"s{i}.json")]
-        assert (
-            cli_main(
-                monkeypatch,
-                "stats",
-                "compute",
-                "--policy",
-                str(tmp_path / "gates.yml"),
-                *args,
-                "--engine",
-                engine,
-            )
-            == 0
-        )
+        shard, state = tmp_path / f"shard{i}.parquet", tmp_path / f"s{i}.json"
+        compute_shard(monkeypatch, tmp_path / "gates.yml", shard, state, "--engine", engine)
         states += ["--stats", str(tmp_path / f"s{i}.json")]
     whole = run(tmp_path / "gates.yml", tmp_path / "whole", engine="arrow").record
     assert cli_main(

@@ -74,23 +74,16 @@ def case(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def compute_shard(monkeypatch, policy: Path, data: Path, out: Path, *extra: str) -> None:
+    """One CI matrix job: `mlops-gates stats compute` on one shard, as a user types it."""
+    args = ["stats", "compute", "--policy", str(policy), "--data", str(data), "--out", str(out), *extra]
+    assert cli_main(monkeypatch, *args) == 0
+
+
 def test_merged_shards_decide_like_the_whole_file(case, monkeypatch, capsys):
     whole = run(case / "gates.yml", case / "whole").record
     for i in range(3):
-        assert (
-            cli_main(
-                monkeypatch,
-                "stats",
-                "compute",
-                "--policy",
-                str(case / "gates.yml"),
-                "--data",
-                str(case / f"shard{i}.parquet"),
-                "--out",
-                str(case / f"s{i}.json"),
-            )
-            == 0
-        )
+        compute_shard(monkeypatch, case / "gates.yml", case / f"shard{i}.parquet", case / f"s{i}.json")
     code = cli_main(
         monkeypatch,
         "evaluate",
@@ -132,20 +125,7 @@ def test_row_order_does_not_change_the_record(case):
 def test_merging_refuses_what_would_be_wrong(case, monkeypatch, capsys):
     def compute(i: int, policy: str = "gates.yml") -> Path:
         out = case / f"s{i}-{policy}.json"
-        assert (
-            cli_main(
-                monkeypatch,
-                "stats",
-                "compute",
-                "--policy",
-                str(case / policy),
-                "--data",
-                str(case / f"shard{i}.parquet"),
-                "--out",
-                str(out),
-            )
-            == 0
-        )
+        compute_shard(monkeypatch, case / policy, case / f"shard{i}.parquet", out)
         return out
 
     def evaluate(*states: Path) -> str:
