@@ -1,180 +1,73 @@
-"""Identify every file of a model and walk pickles opcode by opcode, without unpickling anything.
+"""Identify every file of a model by its content and walk its pickles without unpickling anything.
 
-A pickle can call any importable function while it loads; what it may call is exactly the set of globals it
-names. So a pickle is safe to load only if every global it names is on a small allow-list of data types
-(numpy arrays, scikit-learn estimators, torch tensors). Anything else fails, named.
+A file is safe only when the scanner could walk it to its end and everything it names is on the reviewed
+allow-list (`allowlist.py`); anything it cannot walk, or cannot recognise, is not safe. Formats are told by
+their bytes, never their names: a pickle named `.txt` is a pickle, a `.joblib` file compressed with zlib is
+decompressed and walked, and a zip archive with two members of one name, an encrypted member or a compression
+other than stored/deflate is refused (readers disagree on which member they would load).
 """
 
 from __future__ import annotations
 
+import bz2
 import io
 import json
-import pickletools
+import lzma
 import struct
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-# Exact globals, and module prefixes whose every name is allowed.
-SAFE_GLOBALS = {
-    ("builtins", n)
-    for n in (
-        "set",
-        "frozenset",
-        "dict",
-        "list",
-        "tuple",
-        "slice",
-        "range",
-        "complex",
-        "bytearray",
-        "bytes",
-        "object",
-        "float",
-        "int",
-        "bool",
-        "str",
-    )
-} | {
-    ("collections", "OrderedDict"),
-    ("collections", "defaultdict"),
-    ("copyreg", "_reconstructor"),
-    ("_codecs", "encode"),
-    ("numpy", "dtype"),
-    ("numpy", "ndarray"),
-    ("numpy", "float64"),
-    ("numpy", "float32"),
-    ("numpy", "int64"),
-    ("numpy", "int32"),
-    ("numpy", "bool_"),
-    ("numpy", "uint8"),
-    ("numpy", "object_"),
-    ("numpy", "str_"),
-    ("torch._utils", "_rebuild_tensor_v2"),
-    ("torch._utils", "_rebuild_parameter"),
-    ("torch._utils", "_rebuild_parameter_with_state"),
-    ("torch", "Size"),
-    ("torch", "device"),
-    ("torch.serialization", "_get_layout"),
-}
-SAFE_MODULES = (
-    "numpy.core.multiarray",
-    "numpy._core.multiarray",
-    "numpy.core.numeric",
-    "numpy._core.numeric",
-    "numpy.random._pickle",
-    "numpy.random._mt19937",
-    "numpy.random._pcg64",
-    "numpy.random.bit_generator",
-    "sklearn.",
-)
-TORCH_STORAGES = {
-    f"{t}Storage"
-    for t in (
-        "Float",
-        "Double",
-        "Half",
-        "BFloat16",
-        "Long",
-        "Int",
-        "Short",
-        "Char",
-        "Byte",
-        "Bool",
-        "ComplexFloat",
-        "ComplexDouble",
-        "Untyped",
-    )
-}
-TEXT = {".json", ".yaml", ".yml", ".txt", ".md", ".cfg", ".toml", ".csv"}
+from mlops_gates.models import pickle_walk
+from mlops_gates.models.allowlist import allowed_dotted
+
 MAX_ZIP_DEPTH = 3
-
-
-def is_safe_global(module: str, name: str) -> bool:
-    if (module, name) in SAFE_GLOBALS:
-        return True
-    if (
-        module == "torch"
-        and name in TORCH_STORAGES
-        or module == "torch"
-        and name in ("float32", "float64", "float16", "bfloat16", "int64", "int32", "bool", "uint8")
-    ):
-        return True
-    return any(module == m or module.startswith(m if m.endswith(".") else m + ".") for m in SAFE_MODULES)
+MAX_INFLATED = 8 << 30  # a compressed model that inflates beyond this is refused, not held in memory
+ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
+# joblib's compressors, told by their first bytes as joblib.load tells them
+_COMPRESSED = (
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bz2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"]\x00\x00", "lzma"),
+    (b"\x04\x22\x4d\x18", "lz4"),
+    (b"\x78", "zlib"),
+)
 
 
 @dataclass
 class FileReport:
     path: str
-    kind: str  # pickle, torch-zip, torchscript, torch-export, skops, safetensors, text, zip, unknown
-    safe: bool | None  # None: not verifiable
+    kind: str  # pickle, joblib, torch-zip, torchscript, torch-export, skops, safetensors, text, zip, unknown
+    safe: bool | None  # None: not recognised (nothing loads it)
     globals: list[str] = field(default_factory=list)  # every global a pickle names
     unsafe: list[str] = field(default_factory=list)  # the ones outside the allow-list
     note: str | None = None
 
 
-def pickle_globals(data: bytes) -> list[tuple[str, str]]:
-    """Every (module, name) a pickle stream imports, read from its opcodes (GLOBAL and STACK_GLOBAL)."""
-    found: list[tuple[str, str]] = []
-    strings: list[str] = []  # recent string pushes, for STACK_GLOBAL
-    memo: dict[int, object] = {}
-    last: object = None
-    for op, arg, _pos in pickletools.genops(io.BytesIO(data)):
-        name = op.name
-        if name in ("GLOBAL", "INST"):
-            module, _, attr = str(arg).partition(" ")
-            found.append((module, attr))
-        elif name == "STACK_GLOBAL":
-            if len(strings) < 2:
-                found.append(("?", "?"))  # a global whose name was computed: refuse
-            else:
-                found.append((strings[-2], strings[-1]))
-        elif name in (
-            "SHORT_BINUNICODE",
-            "BINUNICODE",
-            "BINUNICODE8",
-            "UNICODE",
-            "SHORT_BINSTRING",
-            "BINSTRING",
-            "STRING",
-        ):
-            strings.append(str(arg))
-            last = str(arg)
-            continue
-        elif name in ("BINPUT", "LONG_BINPUT", "PUT") and isinstance(arg, int):
-            memo[arg] = last
-        elif name == "MEMOIZE":
-            memo[len(memo)] = last
-        elif name in ("BINGET", "LONG_BINGET", "GET") and isinstance(arg, int):
-            value = memo.get(arg)
-            if isinstance(value, str):
-                strings.append(value)
-                last = value
-                continue
-        last = None
-    return found
+def pickle_report(path: str, data: bytes, kind: str = "pickle", *, torchscript: bool = False) -> FileReport:
+    """Walk a pickle (or joblib) stream; safe only if it was walked to the end and every name is allowed."""
+    note = None
+    try:
+        w = pickle_walk.walk(data, joblib=kind == "joblib")
+    except pickle_walk.Unsafe as exc:
+        w, note = exc.walk or pickle_walk.Walk(), str(exc)
+    refused = sorted({g for g in w.refused if not (torchscript and _torchscript_type(g))})
+    return FileReport(path, kind, not refused and note is None, sorted(set(w.globals)), refused, note)
 
 
-def _torchscript_type(module: str) -> bool:
+def _torchscript_type(dotted: str) -> bool:
     """Inside a TorchScript archive, `__torch__.*` names are TorchScript's own compiled types, resolved by
     torch.jit.load against the archive's code, never imported from Python."""
-    return module == "__torch__" or module.startswith("__torch__.") or module == "torch.jit._pickle"
+    return dotted.startswith("__torch__.") or dotted.startswith("torch.jit._pickle.")
 
 
-def _pickle_report(path: str, data: bytes, kind: str = "pickle", torchscript: bool = False) -> FileReport:
-    try:
-        names = pickle_globals(data)
-    except Exception as exc:  # truncated or corrupt: cannot be verified, so it is not safe
-        note = f"not a complete pickle stream ({type(exc).__name__}: {exc})"
-        return FileReport(path, kind, False, note=note)
-    shown = sorted({f"{m}.{n}" for m, n in names})
-    bad = sorted(
-        {f"{m}.{n}" for m, n in names if not (is_safe_global(m, n) or torchscript and _torchscript_type(m))}
-    )
-    return FileReport(path, kind, not bad, shown, bad)
-
-
-def _safetensors_report(path: str, data: bytes) -> FileReport:
+def _safetensors_report(path: str, data: bytes) -> FileReport | None:
+    """A safetensors file (8-byte header length, a JSON header, then exactly the tensors), or None."""
+    if len(data) < 10 or data[8:9] != b"{":
+        return None
     try:
         (n,) = struct.unpack("<Q", data[:8])
         if n > len(data) - 8 or n > 100 << 20:
@@ -183,20 +76,35 @@ def _safetensors_report(path: str, data: bytes) -> FileReport:
         end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
         if 8 + n + end != len(data):
             raise ValueError(f"tensors end at byte {8 + n + end}, the file has {len(data)}")
-    except (ValueError, KeyError, TypeError, struct.error) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, struct.error) as exc:
         return FileReport(path, "safetensors", False, note=f"malformed safetensors ({exc})")
-    return FileReport(
-        path, "safetensors", True, note=f"{len(header) - ('__metadata__' in header)} tensors, no code"
-    )
+    tensors = len(header) - ("__metadata__" in header)
+    return FileReport(path, "safetensors", True, note=f"{tensors} tensors, no code")
+
+
+def _zip_problem(z: zipfile.ZipFile) -> str | None:
+    names = [i.filename for i in z.infolist()]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        return f"two members named {dupes[0]} (readers disagree on which one loads)"
+    for i in z.infolist():
+        if i.flag_bits & 0x1:
+            return f"member {i.filename} is encrypted"
+        if i.compress_type not in ZIP_METHODS:
+            return f"member {i.filename} uses compression method {i.compress_type} (only stored or deflate)"
+    return None
 
 
 def _zip_reports(path: str, data: bytes, depth: int) -> list[FileReport]:
     try:
         z = zipfile.ZipFile(io.BytesIO(data))
         names = z.namelist()
-    except (zipfile.BadZipFile, ValueError) as exc:
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
         return [FileReport(path, "zip", False, note=f"corrupt archive ({exc})")]
-    if any(n.endswith("schema.json") for n in names) and path.endswith(".skops"):
+    problem = _zip_problem(z)
+    if problem:
+        return [FileReport(path, "zip", False, note=f"refused archive: {problem}")]
+    if "schema.json" in names:
         return [_skops_report(path, data)]
     kind = (
         "torchscript"
@@ -212,20 +120,46 @@ def _zip_reports(path: str, data: bytes, depth: int) -> list[FileReport]:
         inner = f"{path}!{n}"
         try:
             member = z.read(n)
-        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as exc:
             reports.append(FileReport(inner, "zip-member", False, note=f"cannot be read ({exc})"))
             continue
         if n.endswith(".pkl"):
-            reports.append(_pickle_report(inner, member, "pickle", torchscript=kind == "torchscript"))
+            reports.append(pickle_report(inner, member, torchscript=kind == "torchscript"))
         elif member[:4] == b"PK\x03\x04":
             if depth >= MAX_ZIP_DEPTH:
                 reports.append(FileReport(inner, "zip", False, note="archives nested too deep"))
             else:
                 reports += _zip_reports(inner, member, depth + 1)
-        elif member[:2] == b"\x80" and n.rsplit("/", 1)[-1].startswith(("data", "constants")):
-            reports.append(_pickle_report(inner, member))
+        elif _is_storage(kind, n):
+            continue  # raw tensor bytes, read by torch as numbers, never as a pickle
+        elif _looks_like_pickle(member):
+            reports.append(pickle_report(inner, member, torchscript=kind == "torchscript"))
     reports[0].safe = all(r.safe for r in reports[1:])
+    if not reports[0].safe:
+        reports[0].note = "a member is not safe"
     return reports
+
+
+def _is_storage(kind: str, name: str) -> bool:
+    parts = name.split("/")
+    return (
+        kind in ("torch-zip", "torchscript")
+        and len(parts) >= 2
+        and parts[-2] == "data"
+        and parts[-1].isdigit()
+    )
+
+
+def _looks_like_pickle(data: bytes) -> bool:
+    """A protocol 2+ header, or bytes pickle.load would act on: walkable to STOP, or reaching an import
+    of a real module name before they break (pickle.load would have run it by then)."""
+    if data[:1] == b"\x80":
+        return True
+    try:
+        pickle_walk.walk(data)
+    except pickle_walk.Unsafe as exc:
+        return exc.imports
+    return True
 
 
 def _skops_report(path: str, data: bytes) -> FileReport:
@@ -237,42 +171,76 @@ def _skops_report(path: str, data: bytes) -> FileReport:
         untrusted = get_untrusted_types(data=data)
     except Exception as exc:
         return FileReport(path, "skops", False, note=f"corrupt skops file ({type(exc).__name__}: {exc})")
-    bad = sorted(t for t in untrusted if not is_safe_global(*t.rsplit(".", 1)))
-    return FileReport(
-        path,
-        "skops",
-        not bad,
-        sorted(untrusted),
-        bad,
-        note="data-only format; types checked against the allow-list",
+    bad = sorted(t for t in untrusted if not allowed_dotted(t))
+    note = (
+        "skops' own defaults plus exact reviewed types" if not bad else "names types outside the allow-list"
     )
+    return FileReport(path, "skops", not bad, sorted(untrusted), bad, note=note)
 
 
-def scan_file(path: Path, shown: str | None = None) -> list[FileReport]:
-    shown = shown or str(path)
-    data = path.read_bytes()
+def _inflate(data: bytes, method: str) -> bytes:
+    if method == "lz4":
+        raise ValueError("lz4-compressed joblib files are not scanned: save the model with skops")
+    d: Any
+    if method == "zlib":
+        d = zlib.decompressobj()
+    elif method == "gzip":
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    else:
+        d = bz2.BZ2Decompressor() if method == "bz2" else lzma.LZMADecompressor()
+    out = d.decompress(data, MAX_INFLATED + 1)
+    if len(out) > MAX_INFLATED:
+        raise ValueError(f"inflates beyond {MAX_INFLATED >> 30} GiB")
+    if not getattr(d, "eof", True):
+        raise ValueError("the compressed stream is cut off")
+    if getattr(d, "unused_data", b""):
+        raise ValueError("data after the compressed stream")
+    return out
+
+
+def scan_bytes(shown: str, data: bytes, *, joblib: bool = False) -> list[FileReport]:
+    """Tell the format from the bytes and report on it (`joblib`: the file will be read by joblib.load)."""
     if data[:4] == b"PK\x03\x04":
         return _zip_reports(shown, data, 1)
-    if path.suffix == ".safetensors":
-        return [_safetensors_report(shown, data)]
-    if data[:1] == b"\x80" or path.suffix in (".pkl", ".pickle", ".joblib", ".pt", ".pth", ".bin"):
-        report = _pickle_report(shown, data, "joblib" if path.suffix == ".joblib" else "pickle")
-        if report.kind == "joblib" and report.note:
-            report.note = "joblib stores arrays outside the pickle stream, so it cannot be walked fully: save the model with skops"
-        return [report]
-    if path.suffix.lower() in TEXT:
-        try:
-            data.decode("utf-8")
-            return [FileReport(shown, "text", True)]
-        except UnicodeDecodeError:
-            pass
-    return [FileReport(shown, "unknown", None, note="format not recognised; it is not loaded by any adapter")]
+    st = _safetensors_report(shown, data)
+    if st is not None:
+        return [st]
+    for magic, method in _COMPRESSED:
+        if data.startswith(magic):
+            try:
+                inner = _inflate(data, method)
+            except (ValueError, OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
+                if not joblib:
+                    break  # not what joblib would read here: tell the format by the rest
+                return [FileReport(shown, "joblib", False, note=f"{method}-compressed, not readable ({exc})")]
+            report = pickle_report(shown, inner, "joblib")
+            report.note = f"{method}-compressed; " + (report.note or "walked after decompressing")
+            return [report]
+    if data[:1] == b"\x80" or joblib:
+        return [pickle_report(shown, data, "joblib" if joblib else "pickle")]
+    if _looks_like_pickle(data):  # protocols 0 and 1 have no header
+        return [pickle_report(shown, data)]
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return [FileReport(shown, "unknown", None, note="format not recognised; no adapter loads it")]
+    return [FileReport(shown, "text", True)]
+
+
+def scan_file(path: Path, shown: str | None = None, *, joblib: bool | None = None) -> list[FileReport]:
+    """Scan one file; `joblib` None means: as joblib when joblib would read it (a .joblib name)."""
+    as_joblib = path.suffix.lower() == ".joblib" if joblib is None else joblib
+    return scan_bytes(shown or str(path), path.read_bytes(), joblib=as_joblib)
 
 
 def scan(path: Path) -> list[FileReport]:
     """Every file of a model (a file or a folder), with what it is and whether it is safe to load."""
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() or p.is_symlink())
     out: list[FileReport] = []
     for f in files:
-        out += scan_file(f, f.name if path.is_file() else f.relative_to(path).as_posix())
+        shown = f.name if path.is_file() else f.relative_to(path).as_posix()
+        if f.is_symlink():
+            out.append(FileReport(shown, "link", False, note="a symbolic link: replace it with the file"))
+            continue
+        out += scan_file(f, shown)
     return out

@@ -11,8 +11,9 @@ import numpy as np
 import pyarrow as pa
 
 from mlops_gates.errors import GateError
+from mlops_gates.models.allowlist import allowed_dotted
 from mlops_gates.models.base import ModelSpec, Task, untrusted_source
-from mlops_gates.models.scan import is_safe_global, scan_file
+from mlops_gates.models.scan import scan_file
 
 
 def _load_skops(path: Path) -> Any:
@@ -30,12 +31,13 @@ def _load_skops(path: Path) -> Any:
             where=str(path),
             hint="save the model again with skops.io.dump",
         ) from None
-    refused = [t for t in untrusted if not is_safe_global(*t.rsplit(".", 1))]
+    refused = sorted(t for t in untrusted if not allowed_dotted(t))
     if refused:
         raise GateError(
             f"refused: the file needs types outside the allow-list: {', '.join(refused)}",
             where=str(path),
-            hint="only numpy, scikit-learn and torch tensor types load; others could run code",
+            hint="only reviewed numpy, scikit-learn estimator and tree types load; a function or another "
+            "type could run code",
         )
     return sio.load(str(path), trusted=untrusted)
 
@@ -54,12 +56,18 @@ def _load_pickle(spec: ModelSpec, path: Path, fmt: str) -> Any:
             where=str(path),
             hint="save the model with skops (.skops)",
         )
-    report = scan_file(path)[0]
+    report = scan_file(path, joblib=fmt == "joblib")[0]
     if report.unsafe:
         raise GateError(
             f"refused: the pickle imports {', '.join(report.unsafe)}",
             where=str(path),
             hint="this file would run code outside numpy and scikit-learn when loaded; do not trust it",
+        )
+    if not report.safe:  # loading needs a walk to the end, never merely "nothing bad seen"
+        raise GateError(
+            f"refused: the {fmt} file cannot be checked ({report.note})",
+            where=str(path),
+            hint="save the model again (with skops); a file the scanner cannot walk to its end never loads",
         )
     try:
         if fmt == "joblib":
@@ -135,4 +143,7 @@ class SklearnAdapter:
 
 def load_sklearn(spec: ModelSpec, path: Path, fmt: str, task: Task) -> SklearnAdapter:
     model = _load_skops(path) if fmt == "skops" else _load_pickle(spec, path, fmt)
+    from mlops_gates.models.tree_check import check_trees
+
+    check_trees(model, str(spec.path))
     return SklearnAdapter(model, task, str(spec.path))

@@ -248,7 +248,8 @@ def test_malicious_pickle_never_runs(workspace, capsys, monkeypatch):
         return cli_main(monkeypatch, *args)
 
     assert main("scan", "model.pkl") == 1
-    assert "UNSAFE" in capsys.readouterr().out and "system" in capsys.readouterr().out + "system"
+    out = capsys.readouterr().out
+    assert "UNSAFE" in out and ("imports posix.system" in out or "imports nt.system" in out), out
     write_policy(folder / "gates.yml", policy({"candidate": {"path": "model.pkl", "trust": "pickle"}}))
     assert main("evaluate", "--policy", "gates.yml", "--out", "out") == 2
     err = capsys.readouterr().err
@@ -469,3 +470,100 @@ def test_torchscript_candidate_against_exported_baseline(workspace):
     assert out.decision.verdict == "PROMOTE", out.record["reasons"]
     kinds = {f["kind"] for f in out.record["gates"][0]["details"]["files"]}
     assert {"torchscript", "torch-export", "pickle"} <= kinds
+
+
+def _skops_with(folder: Path, data: dict, name: str, mutate) -> Path:
+    import pandas as pd
+    import skops.io as sio
+    from sklearn.ensemble import RandomForestClassifier
+
+    model = RandomForestClassifier(n_estimators=3, random_state=0)
+    model.fit(pd.DataFrame({f: data[f] for f in FEATURES}), data["label"])
+    mutate(model)
+    sio.dump(model, folder / name)
+    return folder / name
+
+
+def test_skops_file_naming_a_function_is_refused_everywhere(workspace, capsys, monkeypatch):
+    """Threat: a working model whose skops file also names a function (skops would call or hand it over);
+    the old allow-list trusted every `sklearn.*` name, so scan said safe and an untrusted run PROMOTEd."""
+    import sklearn.utils._testing as testing
+
+    folder, data = workspace
+    fn = "sklearn.utils._testing.assert_run_python_script_without_output"
+    path = _skops_with(
+        folder,
+        data,
+        "evil.skops",
+        lambda m: setattr(m, "hook_", testing.assert_run_python_script_without_output),
+    )
+    assert cli_main(monkeypatch, "scan", str(path)) == 1
+    out = capsys.readouterr().out
+    assert "UNSAFE" in out and fn in out, out
+    with pytest.raises(GateError, match="outside the allow-list: " + fn.replace(".", r"\.")):
+        predict(
+            ModelSpec(path),
+            Task("binary", 1),
+            Dataset(folder / "eval.parquet", "parquet"),
+            folder / "p.parquet",
+        )
+    monkeypatch.setenv("MLOPS_GATES_UNTRUSTED", "1")
+    pol = policy({"candidate": {"path": "evil.skops"}}, [{"type": "safety"}])
+    write_policy(folder / "gates.yml", pol)
+    code = cli_main(monkeypatch, "evaluate", "--policy", "gates.yml", "--out", "out")
+    captured = capsys.readouterr()
+    assert code == 2 and "PROMOTE" not in captured.out and fn in captured.err, captured
+    # the same forest without the function loads, predicts and is safe
+    good = _skops_with(folder, data, "good.skops", lambda m: None)
+    assert cli_main(monkeypatch, "scan", str(good)) == 0
+    spec = ModelSpec(good)
+    assert (
+        predict(spec, Task("binary", 1), Dataset(folder / "eval.parquet", "parquet"), folder / "p.parquet")[
+            "rows"
+        ]
+        == 3000
+    )
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["child beyond the tree", "child before its parent", "feature beyond the inputs"],
+)
+def test_tree_with_forged_indices_never_predicts(workspace, damage):
+    """Threat: tree node indices that scikit-learn follows without bounds checks (a read outside memory, or a
+    loop); every tree is checked after loading and before the first prediction."""
+    folder, data = workspace
+
+    def mutate(model):
+        tree = model.estimators_[1].tree_
+        inner = int(np.flatnonzero(tree.children_left != -1)[-1])
+        if damage == "child beyond the tree":
+            tree.children_right[inner] = 10**6
+        elif damage == "child before its parent":
+            tree.children_left[inner] = 0
+        else:
+            tree.feature[inner] = 4
+
+    path = _skops_with(folder, data, "forged.skops", mutate)
+    with pytest.raises(GateError, match="a tree in the model is malformed"):
+        predict(
+            ModelSpec(path),
+            Task("binary", 1),
+            Dataset(folder / "eval.parquet", "parquet"),
+            folder / "p.parquet",
+        )
+    assert not (folder / "p.parquet").exists()
+
+
+def test_pickle_that_cannot_be_walked_to_its_end_never_loads(workspace, monkeypatch):
+    """Threat: a trusted-by-policy pickle whose valid prefix hides bytes the scanner could not read; loading
+    needs "safe", not merely "nothing bad seen"."""
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    folder, data = workspace
+    model = LogisticRegression().fit(pd.DataFrame({f: data[f] for f in FEATURES}), data["label"])
+    (folder / "m.pkl").write_bytes(pickle.dumps(model) + b"\xff\x00garbage")
+    spec = ModelSpec(folder / "m.pkl", trust="pickle")
+    with pytest.raises(GateError, match="cannot be checked"):
+        predict(spec, Task("binary", 1), Dataset(folder / "eval.parquet", "parquet"), folder / "p.parquet")
