@@ -260,3 +260,123 @@ def test_zip_archives_that_readers_disagree_on_are_refused():
     nested = _zip([("inner.zip", hidden)])
     assert scan_bytes("bundle.zip", nested)[0].safe is False
     assert scan_bytes("model.pt", _zip([("archive/data.pkl", benign)]))[0].safe is True
+
+
+# --- the known-bypass corpora, as classes: our own files for each callable their suites name ------------------
+# Callables recorded in picklescan's, modelscan's and fickling's test corpora and advisories (names only).
+CORPUS_CALLABLES = [
+    ("builtins", "eval"),
+    ("builtins", "exec"),
+    ("builtins", "compile"),
+    ("builtins", "getattr"),
+    ("builtins", "__import__"),
+    ("builtins", "open"),
+    ("builtins", "globals"),
+    ("builtins", "apply"),
+    ("os", "system"),
+    ("posix", "system"),
+    ("nt", "system"),
+    ("os", "popen"),
+    ("os", "execv"),
+    ("subprocess", "run"),
+    ("subprocess", "Popen"),
+    ("subprocess", "call"),
+    ("subprocess", "check_output"),
+    ("socket", "create_connection"),
+    ("http.client", "HTTPSConnection"),
+    ("urllib.request", "urlopen"),
+    ("requests", "get"),
+    ("aiohttp", "ClientSession"),
+    ("webbrowser", "open"),
+    ("sys", "exit"),
+    ("pickle", "loads"),
+    ("_pickle", "loads"),
+    ("dill", "loads"),
+    ("marshal", "loads"),
+    ("runpy", "_run_code"),
+    ("runpy", "run_path"),
+    ("bdb", "Bdb.run"),
+    ("pdb", "run"),
+    ("pip", "main"),
+    ("ensurepip", "_run_pip"),
+    ("venv", "create"),
+    ("timeit", "timeit"),
+    ("cProfile", "run"),
+    ("cProfile", "runctx"),
+    ("profile", "Profile.run"),
+    ("trace", "Trace.run"),
+    ("doctest", "debug_script"),
+    ("code", "InteractiveInterpreter.runcode"),
+    ("idlelib.pyshell", "ModifiedInterpreter.runcode"),
+    ("idlelib.calltip", "get_entity"),
+    ("lib2to3.pgen2.pgen", "ParserGenerator.make_label"),
+    ("pydoc", "pipepager"),
+    ("pydoc", "locate"),
+    ("operator", "methodcaller"),
+    ("operator", "attrgetter"),
+    ("functools", "partial"),
+    ("functools", "reduce"),
+    ("ctypes", "CDLL"),
+    ("pty", "spawn"),
+    ("io", "FileIO"),
+    ("logging", "FileHandler"),
+    ("importlib", "import_module"),
+    ("shutil", "rmtree"),
+    ("asyncio.unix_events", "_UnixSubprocessTransport._start"),
+    ("distutils.file_util", "write_file"),
+    ("numpy.testing._private.utils", "runstring"),
+    ("numpy.f2py.crackfortran", "getlincoef"),
+    ("numpy", "load"),
+    ("numpy", "fromfile"),
+    ("numpy.lib.npyio", "load"),
+    ("torch", "load"),
+    ("torch.serialization", "load"),
+    ("torch._inductor.codecache", "compile_file"),
+    ("torch.utils.collect_env", "run"),
+    ("torch.utils.bottleneck.__main__", "run_cprofile"),
+    ("torch.jit.unsupported_tensor_ops", "execWrapper"),
+    ("torch._dynamo.guards", "GuardBuilder.get"),
+    ("torch.fx.experimental.symbolic_shapes", "ShapeEnv.evaluate_guards_expression"),
+    ("torch.utils._config_module", "ConfigModule.load_config"),
+    ("joblib", "load"),
+    ("sklearn.utils._testing", "assert_run_python_script_without_output"),
+    ("sklearn.utils", "all_estimators"),
+    ("sklearn.datasets", "fetch_openml"),
+    ("sklearn.externals.array_api_compat", "clone_module"),
+    ("__main__", "Evil"),
+    ("copyreg", "_reconstructor_evil"),
+    ("numpy.core.multiarray", "fromfile"),
+]
+
+
+def _encodings(module: str, name: str) -> dict[str, bytes]:
+    """One callable, called five ways: GLOBAL (protocol 0 and 2), INST, STACK_GLOBAL, and STACK_GLOBAL whose
+    operands come from the memo after decoys."""
+    arg = u("x") + b"\x85R"
+    return {
+        "GLOBAL p0": f"c{module}\n{name}\n(S'x'\ntR.".encode(),
+        "GLOBAL p2": proto(2) + f"c{module}\n{name}\n".encode() + arg + STOP,
+        "INST": f"(S'x'\ni{module}\n{name}\n.".encode(),
+        "STACK_GLOBAL": proto(4) + u(module) + u(name) + b"\x93" + arg + STOP,
+        "STACK_GLOBAL via memo": proto(4)
+        + u(module)
+        + b"\x94"
+        + u(name)
+        + b"\x94"
+        + b"00"
+        + u("numpy")
+        + u("ndarray")
+        + b"00h\x00h\x01\x93"
+        + arg
+        + STOP,
+    }
+
+
+def test_every_callable_of_the_known_corpora_is_refused_every_way():
+    missed = []
+    for module, name in CORPUS_CALLABLES:
+        for how, data in _encodings(module, name).items():
+            (r,) = scan_bytes("pytorch_model.bin", data)
+            if r.safe is not False or f"{module}.{name}" not in r.unsafe:
+                missed.append((module, name, how, r))
+    assert not missed, missed[:5]
