@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from functools import cache
@@ -164,24 +165,44 @@ _NoAliasLoader.add_implicit_resolver(
 )
 
 
+MAX_DEPTH = 32  # a policy is a few levels deep; deeper nesting is refused, never recursed into
+
+
 def _to_python(
-    loader: yaml.SafeLoader, node: yaml.Node, path: str, lines: dict[str, int], problems: list[Problem]
+    loader: yaml.SafeLoader,
+    node: yaml.Node,
+    path: str,
+    lines: dict[str, int],
+    problems: list[Problem],
+    depth: int = 0,
 ) -> Any:
-    lines[path] = node.start_mark.line + 1
+    line = node.start_mark.line + 1
+    lines[path] = line
+    if depth > MAX_DEPTH:
+        problems.append((f"line {line}: {path}", f"nested more than {MAX_DEPTH} levels deep", None))
+        return None
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            child = f"{path}.{key}" if path else str(key)
+            kline = key_node.start_mark.line + 1
+            key = loader.construct_object(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+            if not isinstance(key, str):
+                problems.append((f"line {kline}: {path or '(top level)'}", "a key must be plain text", None))
+                continue
+            child = f"{path}.{key}" if path else key
             if key in out:
-                problems.append(
-                    (f"line {key_node.start_mark.line + 1}: {child}", "key appears twice", "keep one of them")
-                )
-            out[key] = _to_python(loader, value_node, child, lines, problems)
+                problems.append((f"line {kline}: {child}", "key appears twice", "keep one of them"))
+            out[key] = _to_python(loader, value_node, child, lines, problems, depth + 1)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_to_python(loader, n, f"{path}[{i}]", lines, problems) for i, n in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+        return [
+            _to_python(loader, n, f"{path}[{i}]", lines, problems, depth + 1)
+            for i, n in enumerate(node.value)
+        ]
+    value = loader.construct_object(node)
+    if isinstance(value, float) and not math.isfinite(value):
+        problems.append((f"line {line}: {path}", f"{value} is not a finite number", "write a finite number"))
+    return value
 
 
 def read_yaml(path: Path) -> tuple[Any, dict[str, int], bytes]:
@@ -215,6 +236,11 @@ def read_yaml(path: Path) -> tuple[Any, dict[str, int], bytes]:
         ) from None
     except yaml.YAMLError as exc:
         raise PolicyError([("file", f"YAML syntax: {exc}", None)], file=file) from None
+    except RecursionError:
+        raise PolicyError(
+            [("file", f"nested more than {MAX_DEPTH} levels deep", "a policy is a few levels deep")],
+            file=file,
+        ) from None
     finally:
         loader.dispose()
     if problems:
@@ -535,6 +561,42 @@ def _semantic_problems(data: dict[str, Any], lines: dict[str, int]) -> list[Prob
         mc = cols.get(side) or {}
         if task != "regression" and side in cols and "prediction" not in mc and "score" not in mc:
             problems.append((_where(["columns", side], lines), "needs a prediction or a score column", None))
+    problems += _role_problems(cols, lines)
+    return problems
+
+
+def _role_problems(cols: dict[str, Any], lines: dict[str, int]) -> list[Problem]:
+    """One column, one role: a model scored by the label itself, a candidate compared with its own columns, or
+    a group that is the label would each make a gate pass on nothing."""
+    roles: dict[str, str] = {}
+    problems: list[Problem] = []
+
+    def claim(column: Any, role: str, path: list[Any]) -> None:
+        if not isinstance(column, str):
+            return
+        if column in roles and roles[column] != role:
+            problems.append(
+                (
+                    _where(path, lines),
+                    f"column '{column}' is already the {roles[column]}",
+                    "give each role its own column; a model judged on the label, or against itself, proves nothing",
+                )
+            )
+        roles.setdefault(column, role)
+
+    claim(cols.get("label"), "label", ["columns", "label"])
+    for side in ("candidate", "baseline"):
+        mc = cols.get(side) or {}
+        claim(mc.get("prediction"), f"{side}'s output", ["columns", side, "prediction"])
+        score = mc.get("score")
+        for i, sc in enumerate([score] if isinstance(score, str) else score or []):
+            claim(sc, f"{side}'s output", ["columns", side, "score", i])
+    claim(cols.get("weight"), "weight", ["columns", "weight"])
+    for key in ("sensitive", "slices"):
+        for i, g in enumerate(cols.get(key) or []):
+            if roles.get(g) not in (None, "group"):
+                claim(g, "group", ["columns", key, i])
+            roles.setdefault(g, "group")
     return problems
 
 

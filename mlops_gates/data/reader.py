@@ -33,24 +33,22 @@ def _check_file(ds: Dataset) -> None:
         )
 
 
-def column_names(ds: Dataset) -> list[str]:
-    """The file's columns, read without loading its rows."""
+def schema(ds: Dataset) -> pa.Schema:
+    """The file's columns and their types, read without loading its rows."""
     _check_file(ds)
     try:
         if ds.format == "parquet":
             import pyarrow.parquet as pq
 
-            return list(pq.read_schema(ds.path).names)
+            return pq.read_schema(ds.path)
         if ds.format == "csv":
             import pyarrow.csv as pcsv
 
             with pcsv.open_csv(ds.path) as r:
-                return list(r.schema.names)
+                return r.schema
         import pyarrow.json as pjson
 
-        return list(
-            pjson.open_json(ds.path, read_options=pjson.ReadOptions(block_size=JSON_BLOCK)).schema.names
-        )
+        return pjson.open_json(ds.path, read_options=pjson.ReadOptions(block_size=JSON_BLOCK)).schema
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(
             f"cannot read as {ds.format}: {exc}",
@@ -59,7 +57,12 @@ def column_names(ds: Dataset) -> list[str]:
         ) from None
 
 
+def column_names(ds: Dataset) -> list[str]:
+    return list(schema(ds).names)
+
+
 def require_columns(ds: Dataset, wanted: list[str], names: list[str]) -> None:
+    """Every wanted column exists once, and holds plain values (not lists, structs or maps)."""
     missing = [c for c in wanted if c not in names]
     if missing:
         parts = []
@@ -71,6 +74,24 @@ def require_columns(ds: Dataset, wanted: list[str], names: list[str]) -> None:
             where=str(ds.path),
             hint=f"fix the column names in the policy's 'columns' section; the file has: {', '.join(names[:30])}",
         )
+    twice = [c for c in wanted if names.count(c) > 1]
+    if twice:
+        raise DataError(
+            f"column '{twice[0]}' appears {names.count(twice[0])} times",
+            where=str(ds.path),
+            hint="give each column its own name; a reader would pick one of them silently",
+        )
+    types = schema(ds)
+    for c in wanted:
+        t = types.field(c).type
+        if pa.types.is_dictionary(t):
+            t = t.value_type
+        if pa.types.is_nested(t):
+            raise DataError(
+                f"column '{c}' holds {t}, not plain values",
+                where=str(ds.path),
+                hint="write one number or string per row in that column",
+            )
 
 
 def iter_batches(ds: Dataset, columns: list[str]) -> Iterator[pa.RecordBatch]:

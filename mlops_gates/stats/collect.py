@@ -260,6 +260,30 @@ class _Encoder:
             )
         return x
 
+    def validate(self, batch: pa.RecordBatch, offset: int) -> np.ndarray:
+        """Every rule the cells obey, checked here without building cells: a query engine computes the sums,
+        but its NaN and comparison semantics are its own (DuckDB 2.0 read a Parquet NaN as neither NaN nor
+        above 1), so validity is never left to it. Returns the label codes."""
+        y = self.class_codes(
+            batch.column(self.cols.label), f"label '{self.cols.label}'", offset, self.label_book
+        )
+        self.weights(batch, offset)
+        for side in ("c", "b"):
+            mc = self.cols.candidate if side == "c" else self.cols.baseline
+            if mc is None or side == "b" and self.baseline_empty(batch):
+                continue
+            what = "candidate" if side == "c" else "baseline"
+            if mc.score:
+                self.scores(batch, mc.score, what, offset)
+            if mc.prediction:
+                self.class_codes(
+                    batch.column(mc.prediction),
+                    f"{what} prediction '{mc.prediction}'",
+                    offset,
+                    self.pred_books[side],
+                )
+        return y
+
     def cells(self, batch: pa.RecordBatch, offset: int) -> tuple[CellTable, np.ndarray]:
         n = batch.num_rows
         stratum = self.strata_ids(batch)
@@ -380,9 +404,7 @@ def _stream(
             part, y = enc.cells(batch, offset)
             table = part if table is None else table.merge(part)
         else:
-            y = enc.class_codes(
-                batch.column(enc.cols.label), f"label '{enc.cols.label}'", offset, enc.label_book
-            )
+            y = enc.validate(batch, offset)
         if integrity:
             integrity.update(batch, y, offset)
         offset += batch.num_rows
@@ -411,8 +433,12 @@ def collect(policy: Policy, engine: str = "auto") -> EvalStats:
         first = pool.submit(sha256_file, ds.path)  # the record names exactly the bytes that were judged
         if eng is not None:
             pending = pool.submit(engines.query, policy, eng, enc)
-            if integrity:
-                _stream(ds, integrity.columns, enc, integrity, cells=False)
+            read = list(dict.fromkeys(wanted + (integrity.columns if integrity else [])))
+            try:
+                _stream(ds, read, enc, integrity, cells=False)  # the rules, whatever the engine
+            except DataError:
+                pending.cancel()
+                raise
             try:
                 table, offset = engines.tabulate(policy, enc, *pending.result())
             except engines.Invalid as exc:
