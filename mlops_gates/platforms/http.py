@@ -3,6 +3,8 @@ errors, GitHub's rate limits honoured, a bounded total time, and secrets kept ou
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 import time
@@ -36,9 +38,56 @@ class Response:
         return json.loads(self.body or b"null")
 
 
+_CREDENTIAL_HEADERS = ("authorization", "private-token", "job-token", "x-api-key", "proxy-authorization")
+
+
+def secret_forms(secret: str) -> set[str]:
+    """Every form a credential travels or echoes in: as is, URL-encoded, base64 (Basic auth's user:password),
+    JSON-escaped; a Basic credential also yields its decoded pair and password."""
+    if not secret:
+        return set()
+    forms = {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)}
+    forms.add(base64.b64encode(secret.encode()).decode())
+    forms.add(json.dumps(secret)[1:-1])
+    scheme, _, value = secret.partition(" ")
+    if value and scheme.lower() in ("basic", "bearer", "token"):
+        forms |= secret_forms(value)
+    if scheme.lower() == "basic":
+        try:
+            pair = base64.b64decode(value, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            pair = ""
+        if ":" in pair:
+            forms |= secret_forms(pair) | secret_forms(pair.split(":", 1)[1])
+    return {f for f in forms if len(f) >= 4}
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+class _SameOrigin(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only within the API's origin: urllib would carry the credential anywhere."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if _origin(newurl) != _origin(req.full_url):
+            raise PublishError(
+                f"HTTP {code}: refused to follow a redirect to another origin ({_origin(newurl)[1]}) with the credential",
+                status=code,
+                hint="the API answered with a redirect outside its own host; check the API URL",
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_SameOrigin)
+
+
 @dataclass
 class Http:
-    """One API host. `secrets` are scrubbed from anything this client says."""
+    """One API origin. Credentials in `headers` (and any extra `secrets`) are scrubbed, in every encoding,
+    from anything this client says; requests and redirects never leave the origin of `base_url`."""
 
     base_url: str
     headers: dict[str, str] = field(repr=False)
@@ -52,10 +101,19 @@ class Http:
     clock: Callable[[], float] = time.monotonic
     wall: Callable[[], float] = time.time
 
+    def __post_init__(self) -> None:
+        creds = [v for k, v in self.headers.items() if k.lower() in _CREDENTIAL_HEADERS]
+        forms: set[str] = set()
+        for secret in (*self.secrets, *creds):
+            forms |= secret_forms(secret)
+        self._forms = sorted(forms, key=len, reverse=True)  # longest first: a form inside another goes too
+
+    def __repr__(self) -> str:
+        return f"Http({self.base_url!r})"
+
     def scrub(self, text: str) -> str:
-        for s in self.secrets:
-            if s:
-                text = text.replace(s, "***")
+        for form in self._forms:
+            text = text.replace(form, "***")
         return text
 
     def url(self, path: str, params: dict[str, Any] | None = None) -> str:
@@ -78,6 +136,11 @@ class Http:
     ) -> Response:
         url = self.url(path, params)
         shown = self.scrub(f"{method} {urllib.parse.urlsplit(url).path}")
+        if _origin(url) != _origin(self.base_url):
+            raise PublishError(
+                self.scrub(f"{shown}: refused to send the credential to another origin ({_origin(url)[1]})"),
+                hint="the API pointed at a URL outside its own host; check the API URL",
+            )
         data = body if json_body is None else json.dumps(json_body).encode()
         headers = {"Accept": "application/json", "User-Agent": "mlops-gates", **self.headers}
         if json_body is not None:
@@ -89,7 +152,7 @@ class Http:
         while True:
             attempt += 1
             try:
-                with urllib.request.urlopen(
+                with _OPENER.open(
                     urllib.request.Request(url, data=data, headers=headers, method=method),
                     timeout=self.timeout,
                 ) as r:
@@ -114,7 +177,7 @@ class Http:
                 continue
             if resp.status >= 400:
                 raise PublishError(
-                    self.scrub(f"{shown}: HTTP {resp.status}: {_message(resp)}"),
+                    f"{shown}: HTTP {resp.status}: {_message(resp, self.scrub)}",
                     status=resp.status,
                     hint=_hint(resp.status),
                 )
@@ -150,7 +213,18 @@ class Http:
         while url and pages < 1000:
             pages += 1
             resp = self.request("GET", url)
-            yield from resp.json() or []
+            try:
+                page = resp.json()
+            except ValueError:
+                page = None
+            if not isinstance(page, list):
+                raise PublishError(
+                    self.scrub(
+                        f"GET {urllib.parse.urlsplit(url).path}: expected a list, got {type(page).__name__}"
+                    ),
+                    hint="the API answered in a shape it never uses for this call; check the API URL",
+                )
+            yield from page
             url = _next(resp, url)
 
 
@@ -168,11 +242,13 @@ def _next(resp: Response, url: str) -> str | None:
     return None
 
 
-def _message(resp: Response) -> str:
+def _message(resp: Response, scrub: Callable[[str], str]) -> str:
+    """The API's own words, scrubbed whole and only then cut (a cut first could split a credential)."""
+    text = scrub(resp.body.decode("utf-8", "replace"))
     try:
-        data = resp.json()
+        data = json.loads(text or "null")
     except ValueError:
-        return resp.body[:200].decode("utf-8", "replace")
+        return text[:200]
     if isinstance(data, dict):
         return str(data.get("message") or data.get("error") or data)[:300]
     return str(data)[:300]

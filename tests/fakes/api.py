@@ -106,7 +106,13 @@ class FakeAPI:
     def _send(
         self, h: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict[str, str] | None = None
     ) -> None:
-        data = b"" if payload is None else json.dumps(payload).encode()
+        data = (
+            b""
+            if payload is None
+            else payload
+            if isinstance(payload, bytes)
+            else json.dumps(payload).encode()
+        )
         h.send_response(status)
         h.send_header("Content-Type", "application/json")
         h.send_header("Content-Length", str(len(data)))
