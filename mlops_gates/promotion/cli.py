@@ -36,7 +36,10 @@ LEDGER = click.option(
     help="The audit log's folder (default: the policy's promotion.ledger, or the registry folder).",
 )
 ACTOR = click.option(
-    "--actor", default=None, help="Who is acting (default: GITHUB_ACTOR or GITLAB_USER_LOGIN in CI)."
+    "--actor",
+    default=None,
+    help="Who is acting, outside CI. In CI the platform says (GITHUB_TRIGGERING_ACTOR or GITHUB_ACTOR, "
+    "GITLAB_USER_LOGIN) and a different --actor is refused.",
 )
 OUT = click.option(
     "--out",
@@ -46,8 +49,30 @@ OUT = click.option(
 )
 
 
+def _who(actor: str | None) -> str | None:
+    """Who is acting. In CI the platform says, and an --actor that says otherwise is refused, not obeyed
+    (it would let anyone who can edit a workflow act as an approver)."""
+    from mlops_gates.platforms.base import platform_actor
+
+    ci = platform_actor(dict(os.environ))
+    if ci is not None:
+        platform, login = ci
+        if not login:
+            raise GateError(
+                f"{platform} did not say who is acting",
+                hint="run in a job the platform starts for a user (GITHUB_ACTOR / GITLAB_USER_LOGIN are set)",
+            )
+        if actor is not None and actor != login:
+            raise GateError(
+                f"refused: --actor {actor} differs from the user {platform} says is acting ({login})",
+                hint="drop --actor in CI: the platform names who acts",
+            )
+        return login
+    return actor or os.environ.get("GITHUB_ACTOR") or os.environ.get("GITLAB_USER_LOGIN")
+
+
 def _actor(actor: str | None) -> str:
-    found = actor or os.environ.get("GITHUB_ACTOR") or os.environ.get("GITLAB_USER_LOGIN")
+    found = _who(actor)
     if not found:
         raise click.UsageError("who is acting? pass --actor NAME (in CI it comes from the platform)")
     return found
@@ -134,8 +159,7 @@ def register(
     for p in (signature, decision):
         if p is not None and not p.is_file():
             raise GateError("not found", where=str(p), hint="pass the file `mlops-gates sign` wrote")
-    actor_ = actor or os.environ.get("GITHUB_ACTOR") or os.environ.get("GITLAB_USER_LOGIN")
-    version, new = do(reg, name, model_dir, sig, dec, actor=actor_)
+    version, new = do(reg, name, model_dir, sig, dec, actor=_who(actor))
     state = "registered" if new else "already registered (no change)"
     click.echo(
         f"{name} {version.digest} {state}" + ("" if sig else "; unsigned: it cannot be promoted"), err=True

@@ -65,10 +65,12 @@ class FolderStore:
 
     def _meta(self, vdir: Path) -> dict[str, Any]:
         try:
-            meta: dict[str, Any] = json.loads((vdir / "version.json").read_text())
-            return meta
+            meta = json.loads((vdir / "version.json").read_bytes().decode("utf-8"))
         except (OSError, ValueError) as exc:
-            raise Tampered(f"version.json is unreadable ({exc})", where=str(vdir)) from None
+            raise Tampered(f"version.json is unreadable ({type(exc).__name__})", where=str(vdir)) from None
+        if not isinstance(meta, dict):
+            raise Tampered("version.json is not a JSON object", where=str(vdir))
+        return meta
 
     def version(self, model: str, digest: str) -> Version:
         vdir = self._dir(model, digest)
@@ -97,9 +99,14 @@ class FolderStore:
         for model in sorted(models):
             for p in sorted((self.root / "models" / model / "environments").glob("*.json")):
                 try:
-                    out[(model, p.stem)] = json.loads(p.read_text())
-                except ValueError:
-                    raise Tampered("the pointer is not JSON", where=str(p)) from None
+                    pointer = json.loads(p.read_bytes().decode("utf-8"))
+                except (OSError, ValueError) as exc:  # a folder, unreadable, not UTF-8, not JSON
+                    raise Tampered(
+                        f"the pointer is not a JSON file ({type(exc).__name__})", where=str(p)
+                    ) from None
+                if not isinstance(pointer, dict):
+                    raise Tampered("the pointer is not a JSON object", where=str(p))
+                out[(model, p.stem)] = pointer
         return out
 
     def set_pointer(self, model: str, env: str, pointer: Pointer) -> None:

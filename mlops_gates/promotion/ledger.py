@@ -60,10 +60,24 @@ class Ledger:
                 fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
     def entries(self) -> list[dict[str, Any]]:
-        """The whole log, checked: every link of the chain, and its end against the head record."""
-        lines = self.log.read_text().splitlines() if self.log.is_file() else []
-        entries = parse(lines)
-        head = json.loads(self.head.read_text()) if self.head.is_file() else {"seq": 0}
+        """The whole log, checked: every link of the chain, and its end against the head record. Anything
+        that is not what mlops-gates writes (a folder, bytes that are not UTF-8, a head of another shape) is
+        AuditBroken, never a crash."""
+        text = _text(self.log, "the audit log")
+        entries = parse(text.splitlines() if text is not None else [])
+        raw = _text(self.head, "the head record")
+        try:
+            head = json.loads(raw) if raw is not None else {"seq": 0}
+        except ValueError:
+            head = None
+        if not (
+            isinstance(head, dict)
+            and type(head.get("seq")) is int
+            and (head["seq"] == 0 or isinstance(head.get("hash"), str))
+        ):
+            raise AuditBroken(
+                len(entries), "the head record (audit.head.json) is not what mlops-gates writes"
+            )
         if head.get("seq") != len(entries) or (entries and head.get("hash") != entries[-1]["hash"]):
             raise AuditBroken(
                 len(entries) + 1 if head.get("seq", 0) > len(entries) else len(entries),
@@ -81,3 +95,18 @@ class Ledger:
             os.fsync(f.fileno())
         write_atomic(self.head, json.dumps({"seq": entry["seq"], "hash": entry["hash"]}) + "\n")
         return entry
+
+
+def _text(path: Path, what: str) -> str | None:
+    """A ledger file's text, None when it does not exist yet."""
+    if not path.exists() and not path.is_symlink():
+        return None
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise AuditBroken(0, f"{what} ({path.name}) cannot be read: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise AuditBroken(line, f"{what} ({path.name}) holds bytes that are not UTF-8 text") from None

@@ -116,7 +116,14 @@ def checked(meta: dict[str, Any], digest: str, local: Path, where: str, uri: str
     from mlops_gates.digest import sha256_file
     from mlops_gates.models.pin import root_digest
 
-    if meta.get("digest") != digest or root_digest(meta.get("files", {})) != digest:
+    files = meta.get("files")
+    if not (
+        isinstance(meta.get("model"), str)
+        and isinstance(files, dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in files.items())
+    ):
+        raise Tampered("version.json is not what mlops-gates writes", where=where)
+    if meta.get("digest") != digest or root_digest(files) != digest:
         raise Tampered(f"version.json does not describe {digest}", where=where)
     on_disk = {
         p.relative_to(local / "files").as_posix(): sha256_file(p)

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from mlops_gates.errors import GateError
 from mlops_gates.signing.statements import (
     DECISION_FILE,
     PAYLOAD_TYPE,
+    candidate_problem,
     canonical,
     decision_statement,
     manifest,
@@ -49,6 +51,14 @@ def sign(
         from mlops_gates.publish import load_record
 
         rec = load_record(decision)  # a bad record fails before anything is signed
+        problem = candidate_problem(rec["inputs"].get("models"), m)
+        if problem:
+            raise GateError(
+                f"refused: {problem}",
+                where=str(decision),
+                hint="evaluate this folder as the candidate (models.candidate in the policy, or "
+                "--model candidate=DIR), then sign it with that decision",
+            )
     bundles = {signature: key.sign_bundle(payload, PAYLOAD_TYPE)}
     if rec is not None:
         bundles[decision_out] = key.sign_bundle(canonical(decision_statement(rec, m, payload)), PAYLOAD_TYPE)

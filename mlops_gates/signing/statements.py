@@ -150,6 +150,10 @@ def decision_statement(rec: dict[str, Any], m: Manifest, model_statement: bytes)
             "reasons": rec["reasons"],
             "gates": gates,
             "policy": rec["inputs"]["policy"],
+            "models": {
+                role: {k: v for k, v in model.items() if k in ("digest", "files")}
+                for role, model in rec["inputs"]["models"].items()
+            },
             "data": rec["inputs"]["data"],
             "evaluation": {
                 k: rec["evaluation"][k] for k in ("task", "rows", "confidence", "decision_mode", "correction")
@@ -159,3 +163,20 @@ def decision_statement(rec: dict[str, Any], m: Manifest, model_statement: bytes)
             "ci": rec["ci"],
         },
     }
+
+
+def candidate_problem(models: Any, m: Manifest) -> str | None:
+    """Why a decision's candidate is not the folder `m`, or None when it is: the same files with the same
+    digests (a one-file candidate: the folder holds exactly that file)."""
+    cand = models.get("candidate") if isinstance(models, dict) else None
+    if not isinstance(cand, dict) or not isinstance(cand.get("digest"), str):
+        return "the decision names no candidate model"
+    have = {n: f"sha256:{d}" for n, d in m.files.items()}
+    files = cand.get("files")
+    if isinstance(files, dict):
+        want = {n: d for n, d in files.items() if not _under(n, set(m.ignored))}
+        if want == have:
+            return None
+    elif len(have) == 1 and next(iter(have.values())) == cand["digest"]:
+        return None
+    return f"the decision is about the candidate {cand['digest']}, not this folder (sha256:{m.root_digest})"

@@ -20,6 +20,7 @@ from mlops_gates.signing.statements import (
     PAYLOAD_TYPE,
     STATEMENT_TYPE,
     Manifest,
+    candidate_problem,
     manifest,
 )
 
@@ -188,7 +189,25 @@ def verify(
     ignore: list[str] | tuple[str, ...] = (),
     decision: Path | None = None,
 ) -> Verified:
-    """Every check, in order; the first that fails raises VerificationFailed naming it."""
+    """Every check, in order; the first that fails raises VerificationFailed naming it. A bundle or statement
+    of the wrong shape (a field of another JSON type, a list where an object belongs) fails verification with
+    what was wrong; it never escapes as a crash, and never passes."""
+    try:
+        return _verify(path, signature, signer, ignore, decision)
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+        what = f"{type(exc).__name__}: {exc}"[:200]
+        raise VerificationFailed(
+            "bundle", f"malformed signature or statement ({what})", str(signature)
+        ) from None
+
+
+def _verify(
+    path: Path,
+    signature: Path,
+    signer: Signer,
+    ignore: list[str] | tuple[str, ...],
+    decision: Path | None,
+) -> Verified:
     where = str(signature)
     out = Verified()
     opened = _open(signature, signer, path)
@@ -207,7 +226,10 @@ def verify(
                 "files", "a model-signing signature covers a folder; pass the model folder", str(path)
             )
         decision_path = decision or signature.parent / DECISION_FILE
-        m = manifest(path, [*ignore, str(signature), str(decision_path)])
+        try:
+            m = manifest(path, [*ignore, str(signature), str(decision_path)])
+        except GateError as exc:  # a symbolic link added to the folder, for one: not what was signed
+            raise VerificationFailed("files", exc.message, str(path)) from None
         _check_files(st, m, where)
         out.checks.append(f"{len(m.files)} files: none missing, none extra, none changed; subject digest")
         if decision is not None or decision_path.is_file():
@@ -243,4 +265,7 @@ def _verify_decision(path: Path, signer: Signer, m: Manifest, model_payload: byt
         raise VerificationFailed(
             "decision subject", "the decision is about other files, or another model signature", where
         )
+    problem = candidate_problem(st["predicate"].get("models"), m)
+    if problem:
+        raise VerificationFailed("decision model", problem, where)
     return st

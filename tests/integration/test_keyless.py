@@ -39,11 +39,11 @@ def release(tmp_path, binary_case):
     from mlops_gates.evaluate import run
 
     folder, _ = binary_case
-    run(write_policy(folder / "gates.yml", binary_policy()), folder / "out")
     model = tmp_path / "model"
     (model / "weights").mkdir(parents=True)
     (model / "weights" / "w.bin").write_bytes(bytes(range(256)) * 8)
     (model / "config.json").write_text('{"hidden": 8}')
+    run(write_policy(folder / "gates.yml", binary_policy()), folder / "out", model_paths={"candidate": model})
     return model, folder / "out" / "decision.json"
 
 

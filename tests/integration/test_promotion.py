@@ -508,9 +508,12 @@ def test_watch_on_logged_predictions_keeps_or_recommends(tmp_path, monkeypatch, 
             },
         },
     )
-    assert run(policy, tmp_path / "out").decision.verdict == "PROMOTE"
     (tmp_path / "model").mkdir()
     sio.dump(model, tmp_path / "model" / "model.skops")
+    assert (
+        run(policy, tmp_path / "out", model_paths={"candidate": tmp_path / "model"}).decision.verdict
+        == "PROMOTE"
+    )
     sign(tmp_path / "model", PrivateKey.load(key), decision=tmp_path / "out" / "decision.json")
     pol = policy_mod.load(policy)
     reg = open_registry(tmp_path / "registry")

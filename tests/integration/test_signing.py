@@ -118,7 +118,9 @@ def test_decision_attestation(model, tmp_path, binary_case):
     from tests.conftest import binary_policy, write_policy
 
     folder, _ = binary_case
-    out = run(write_policy(folder / "gates.yml", binary_policy()), folder / "out")
+    out = run(
+        write_policy(folder / "gates.yml", binary_policy()), folder / "out", model_paths={"candidate": model}
+    )
     priv, pub = keypair(tmp_path)
     signed = sign(model, PrivateKey.load(priv), decision=folder / "out" / "decision.json")
     assert signed.decision == model / "model.decision.sig"
@@ -138,7 +140,10 @@ def test_decision_attestation(model, tmp_path, binary_case):
     other = tmp_path / "other"
     other.mkdir()
     (other / "w.bin").write_bytes(b"different")
-    sign(other, PrivateKey.load(priv), decision=folder / "out" / "decision.json")
+    with pytest.raises(GateError, match="refused: the decision is about the candidate sha256:"):
+        sign(other, PrivateKey.load(priv), decision=folder / "out" / "decision.json")
+    run(folder / "gates.yml", folder / "out-other", model_paths={"candidate": other})
+    sign(other, PrivateKey.load(priv), decision=folder / "out-other" / "decision.json")
     shutil.copy(other / "model.decision.sig", model / "model.decision.sig")
     with pytest.raises(VerificationFailed) as info:
         verify(model, signed.signature, Signer(key=pub))
