@@ -564,6 +564,21 @@ for _command in (
 
 
 def main() -> None:
+    """The command line, with stdout and stderr guarded: a value from data cannot start a CI workflow command
+    or a GitLab log section on a line of its own."""
+    from mlops_gates.escape import GuardedStream
+
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = GuardedStream(out), GuardedStream(err)
+    try:
+        _main()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = out, err
+
+
+def _main() -> None:
     try:
         cli.main(standalone_mode=False)
     except GateError as exc:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlops_gates.escape import one_line
 from mlops_gates.platforms.base import Published, status_lines
 from mlops_gates.platforms.http import Http, PublishError, Response
 from mlops_gates.report.markdown import MARKER
@@ -32,8 +33,8 @@ def code_quality(rec: dict[str, Any]) -> list[dict[str, Any]]:
             fp = hashlib.sha256(f"{path}\0{g['name']}\0{g['status']}\0{g['reason']}".encode()).hexdigest()
             out.append(
                 {
-                    "description": f"mlops-gates {g['name']}: {g['status']}: {g['reason']}",
-                    "check_name": f"mlops-gates/{g['name']}",
+                    "description": one_line(f"mlops-gates {g['name']}: {g['status']}: {g['reason']}")[:1000],
+                    "check_name": one_line(f"mlops-gates/{g['name']}"),
                     "fingerprint": fp,
                     "severity": severity[g["status"]],
                     "location": {"path": path, "lines": {"begin": 1}},

@@ -5,15 +5,18 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Any
 
+from mlops_gates.escape import xml_text
 from mlops_gates.report.format import ci, num, threshold
 
 
 def _lines(g: dict[str, Any], statuses: set[str]) -> str:
-    return "\n".join(
-        f"{m['metric']} [{m['scope']}] = {num(m['value'])} CI {ci(m)} needs {threshold(m)}: {m['status']}"
-        + (f" ({m['note']})" if m.get("note") else "")
-        for m in g["metrics"]
-        if m["status"] in statuses
+    return xml_text(
+        "\n".join(
+            f"{m['metric']} [{m['scope']}] = {num(m['value'])} CI {ci(m)} needs {threshold(m)}: {m['status']}"
+            + (f" ({m['note']})" if m.get("note") else "")
+            for m in g["metrics"]
+            if m["status"] in statuses
+        )
     )
 
 
@@ -29,16 +32,18 @@ def render(rec: dict[str, Any]) -> str:
         timestamp=rec["created_at"],
     )
     for g in gates:
-        case = ET.SubElement(suite, "testcase", classname=f"mlops-gates.{g['type']}", name=g["name"])
+        case = ET.SubElement(
+            suite, "testcase", classname=f"mlops-gates.{g['type']}", name=xml_text(g["name"])
+        )
         st = g["status"]
         if st in ("FAIL", "INCONCLUSIVE"):
-            el = ET.SubElement(case, "failure", type=st.lower(), message=g["reason"][:1000])
+            el = ET.SubElement(case, "failure", type=st.lower(), message=xml_text(g["reason"][:1000]))
             el.text = _lines(g, {"FAIL", "INCONCLUSIVE", "ERROR"})
         elif st == "ERROR":
-            el = ET.SubElement(case, "error", type="error", message=g["reason"][:1000])
+            el = ET.SubElement(case, "error", type="error", message=xml_text(g["reason"][:1000]))
             el.text = _lines(g, {"ERROR"})
         elif st == "SKIP":
-            ET.SubElement(case, "skipped", message=g["reason"][:1000])
+            ET.SubElement(case, "skipped", message=xml_text(g["reason"][:1000]))
         elif st == "WARN":
             ET.SubElement(case, "system-out").text = _lines(g, {"WARN"})
     root = ET.Element("testsuites", name=f"mlops-gates: {rec['decision']}")

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlops_gates.escape import html_text, md, mermaid
 from mlops_gates.report.format import ICON, ci, num, threshold
 
 MARKER = "<!-- mlops-gates:report -->"
 LIMIT = 65_536  # GitHub's comment body limit, in characters
 CUT_NOTE = "\n> ✂️ Details were cut to fit the comment size limit; the full record is in `decision.json` and `report.html`.\n"
-
-
-def _esc(s: Any) -> str:
-    return str(s).replace("|", "\\|").replace("\n", " ")
 
 
 def _header(rec: dict[str, Any]) -> list[str]:
@@ -30,9 +27,11 @@ def _header(rec: dict[str, Any]) -> list[str]:
         "|---|---|---|",
     ]
     for g in rec["gates"]:
-        lines.append(f"| {_esc(g['name'])} | {ICON[g['status']]} {g['status']} | {_esc(g['reason'])[:300]} |")
+        lines.append(
+            f"| {md(g['name'])} | {ICON[g['status']]} {g['status']} | {md(str(g['reason'])[:300])} |"
+        )
     if rec["decision"] != "PROMOTE":
-        lines += ["", "**Why:**"] + [f"- {_esc(r)[:500]}" for r in rec["reasons"][:10]]
+        lines += ["", "**Why:**"] + [f"- {md(str(r)[:500])}" for r in rec["reasons"][:10]]
     return lines
 
 
@@ -51,7 +50,7 @@ def _charts(rec: dict[str, Any]) -> list[str]:
         shown = [r for r in groups if all(r[s][rate]["value"] is not None for s in sides)]
         if not shown:
             continue
-        names = ", ".join('"' + r["group"].split("=", 1)[-1].replace('"', "'")[:20] + '"' for r in shown)
+        names = ", ".join('"' + mermaid(r["group"].split("=", 1)[-1]) + '"' for r in shown)
         out += [
             "",
             "```mermaid",
@@ -66,7 +65,7 @@ def _charts(rec: dict[str, Any]) -> list[str]:
         out.append("```")
         left = [r["group"] for r in groups if r not in shown]
         if left:
-            out.append(f"<sub>Not drawn ({rate} undefined): {', '.join(left)}</sub>")
+            out.append(f"<sub>Not drawn ({rate} undefined): {md(', '.join(left))}</sub>")
     return out
 
 
@@ -74,7 +73,7 @@ def _details(g: dict[str, Any], conf: float, max_rows: int) -> list[str]:
     ms = g["metrics"]
     lines = [
         "",
-        f"<details><summary>{ICON[g['status']]} <b>{_esc(g['name'])}</b>: {g['status']} ({len(ms)} checks)</summary>",
+        f"<details><summary>{ICON[g['status']]} <b>{html_text(g['name'])}</b>: {g['status']} ({len(ms)} checks)</summary>",
         "",
         f"| Metric | Scope | Value | {conf:.0%} CI | Threshold | n | Status | Note |",
         "|---|---|---|---|---|---|---|---|",
@@ -84,8 +83,8 @@ def _details(g: dict[str, Any], conf: float, max_rows: int) -> list[str]:
     )
     for m in ranked[:max_rows]:
         lines.append(
-            f"| {_esc(m['metric'])} | {_esc(m['scope'])} | {num(m['value'])} | {ci(m)} | {threshold(m)} | {num(m['n'])} "
-            f"| {ICON[m['status']]} {m['status']} | {_esc(m.get('note') or '')[:200]} |"
+            f"| {md(m['metric'])} | {md(m['scope'])} | {num(m['value'])} | {ci(m)} | {threshold(m)} | {num(m['n'])} "
+            f"| {ICON[m['status']]} {m['status']} | {md(str(m.get('note') or '')[:200])} |"
         )
     if len(ranked) > max_rows:
         lines.append(f"| … {len(ranked) - max_rows} more rows in decision.json | | | | | | | |")
