@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops_gates.platforms.base import Published, clip, load_event, status_lines
+from mlops_gates.platforms.base import Published, load_event, status_lines
 from mlops_gates.platforms.http import Http, PublishError
-from mlops_gates.report.markdown import LIMIT, MARKER
+from mlops_gates.report.markdown import LIMIT, MARKER, fit
 
 BOT = "github-actions[bot]"  # who GITHUB_TOKEN's comments are by; GET /user is closed to that token
 
@@ -107,6 +107,7 @@ class GitHub:
     # -------------------------------------------------------------- posting
     def comment(self, pr: int, body: str) -> tuple[str, str | None]:
         """Update our comment that carries the marker, or create it: never a second one, never someone else's."""
+        body = fit(body, LIMIT)
         me = self.identity()
         api = self._api()
         for c in api.paginate(f"repos/{self.repo}/issues/{pr}/comments"):
@@ -142,7 +143,7 @@ class GitHub:
                 "head_sha": sha,
                 "status": "completed",
                 "conclusion": conclusion,
-                "output": {"title": f"mlops-gates: {rec['decision']}", "summary": clip(report, LIMIT - 1)},
+                "output": {"title": f"mlops-gates: {rec['decision']}", "summary": fit(report, LIMIT - 1)},
             },
         )
 

@@ -14,7 +14,9 @@ from typing import Any
 from mlops_gates.escape import one_line
 from mlops_gates.platforms.base import Published, status_lines
 from mlops_gates.platforms.http import Http, PublishError, Response
-from mlops_gates.report.markdown import MARKER
+from mlops_gates.report.markdown import MARKER, fit
+
+NOTE_LIMIT = 1_000_000  # GitLab's limit on a note's body, in characters
 
 NO_JOB_TOKEN = (
     "GitLab's job token (CI_JOB_TOKEN) cannot post merge-request notes or commit statuses: create a project "
@@ -106,6 +108,7 @@ class GitLab:
         return sha, mr
 
     def note(self, mr: int, body: str) -> tuple[str, str | None]:
+        body = fit(body, NOTE_LIMIT)
         api = self._api()
         me = api.request("GET", "user").json()["id"]
         base = f"projects/{self.project}/merge_requests/{mr}/notes"

@@ -98,6 +98,15 @@ def _details(g: dict[str, Any], conf: float, max_rows: int) -> list[str]:
     return lines + ["", "</details>"]
 
 
+def fit(text: str, limit: int = LIMIT) -> str:
+    """A report cut to a platform's size limit at a line boundary, with the visible note; the marker, at the
+    top, survives, so the next run still finds and updates this comment."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit - len(CUT_NOTE)]
+    return head[: head.rfind("\n") + 1 if "\n" in head else len(head)] + CUT_NOTE
+
+
 def render(rec: dict[str, Any], limit: int = LIMIT) -> str:
     head = _header(rec) + _charts(rec)
     footer = [

@@ -186,10 +186,35 @@ class FakeGitHub(FakeAPI):
             headers["Link"] = f'<{base}&page={page + 1}>; rel="next", <{base}&page={last}>; rel="last"'
         return 200, items, headers
 
+    COMMENT_LIMIT, DESCRIPTION_LIMIT = 65_536, 140  # GitHub refuses longer bodies and descriptions (422)
+
+    @staticmethod
+    def _too_long(field: str, value: str, limit: int) -> tuple | None:
+        if len(value or "") <= limit:
+            return None
+        return (
+            422,
+            {
+                "message": "Validation Failed",
+                "errors": [
+                    {
+                        "field": field,
+                        "code": "custom",
+                        "message": f"{field} is too long (maximum is {limit} characters)",
+                    }
+                ],
+            },
+            {},
+        )
+
     def create_comment(self, call: Call, login: str, repo: str, n: str) -> tuple:
-        return 201, self.add_comment(int(n), login, call.body["body"]), {}
+        refused = self._too_long("body", call.body["body"], self.COMMENT_LIMIT)
+        return refused or (201, self.add_comment(int(n), login, call.body["body"]), {})
 
     def update_comment(self, call: Call, login: str, repo: str, cid: str) -> tuple:
+        refused = self._too_long("body", call.body["body"], self.COMMENT_LIMIT)
+        if refused:
+            return refused
         for comments in self.comments.values():
             for c in comments:
                 if c["id"] == int(cid):
@@ -200,10 +225,16 @@ class FakeGitHub(FakeAPI):
         return 404, {"message": "Not Found"}, {}
 
     def create_status(self, call: Call, login: str, repo: str, sha: str) -> tuple:
+        refused = self._too_long("description", call.body.get("description", ""), self.DESCRIPTION_LIMIT)
+        if refused:
+            return refused
         self.statuses.append({"sha": sha, **call.body})
         return 201, {"id": len(self.statuses), **call.body}, {}
 
     def create_check_run(self, call: Call, login: str, repo: str) -> tuple:
+        refused = self._too_long("summary", call.body["output"]["summary"], self.COMMENT_LIMIT - 1)
+        if refused:
+            return refused
         self.check_runs.append(call.body)
         return 201, {"id": len(self.check_runs), **call.body}, {}
 
@@ -251,7 +282,11 @@ class FakeGitLab(FakeAPI):
         items, page, last = self.page(call, self.notes.get(int(mr), []))
         return 200, items, ({"x-next-page": str(page + 1)} if page < last else {"x-next-page": ""})
 
+    NOTE_LIMIT = 1_000_000  # GitLab refuses a longer note body
+
     def create_note(self, call: Call, uid: int, project: str, mr: str) -> tuple:
+        if len(call.body["body"]) > self.NOTE_LIMIT:
+            return 400, {"message": {"note": ["is too long (maximum is 1000000 characters)"]}}, {}
         return 201, self.add_note(int(mr), uid, call.body["body"]), {}
 
     def update_note(self, call: Call, uid: int, project: str, mr: str, nid: str) -> tuple:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -16,15 +17,17 @@ ROOT = Path(__file__).resolve().parents[2]
 OCTOKIT = (
     ROOT / ".cache" / "npm" / "node_modules" / "@octokit" / "openapi" / "generated" / "api.github.com.json"
 )
-GITLAB = ROOT.parent / "shared" / "specs" / "gitlab-openapi3.yaml"
+GITLAB = ROOT / "tests" / "assets" / "specs" / "gitlab-openapi3.yaml"
 
 
-def _need(path: Path, how: str) -> Path:
-    if path.is_file():
-        return path
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{path} is missing in CI: {how}")
-    pytest.skip(f"{path} is missing: {how}")
+def available(kind: str) -> bool:
+    """Whether the platform's description is here; in CI it must be (make test installs GitHub's)."""
+    path = OCTOKIT if kind == "github" else GITLAB
+    if not path.is_file() and os.environ.get("CI") == "true":
+        pytest.fail(
+            f"{path} is missing in CI: make test installs npm @octokit/openapi@23.0.2 into .cache/npm"
+        )
+    return path.is_file()
 
 
 @cache
@@ -32,14 +35,11 @@ def _openapi(kind: str) -> Any:
     from openapi_core import Config, OpenAPI
 
     if kind == "github":
-        spec = json.loads(
-            _need(OCTOKIT, "make test installs npm @octokit/openapi@23.0.2 into .cache/npm").read_text()
-        )
+        spec = json.loads(OCTOKIT.read_text())
     else:
         import yaml
 
-        text = _need(GITLAB, "the shared specs folder holds GitLab's API description").read_text()
-        spec = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        spec = yaml.load(GITLAB.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     spec["servers"] = [{"url": "http://fake"}]
     # the descriptions are large and partly invalid (GitLab's 'type: text'): validate requests, not the document
     return OpenAPI.from_dict(spec, config=Config(spec_validator_cls=None))
@@ -60,6 +60,9 @@ class _Request:
 def validate(kind: str, calls: list[Call], *, bodiless: bool = False) -> int:
     """Validate every request with a body (with bodiless, every request: its path and query too); returns how
     many were checked (raises on the first invalid one)."""
+    if not available(kind):  # outside CI without the description: the test's other assertions still run
+        warnings.warn(f"{kind}'s OpenAPI description is missing: requests not validated", stacklevel=2)
+        return 0
     api = _openapi(kind)
     checked = 0
     for call in calls:

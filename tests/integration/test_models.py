@@ -567,3 +567,82 @@ def test_pickle_that_cannot_be_walked_to_its_end_never_loads(workspace, monkeypa
     spec = ModelSpec(folder / "m.pkl", trust="pickle")
     with pytest.raises(GateError, match="cannot be checked"):
         predict(spec, Task("binary", 1), Dataset(folder / "eval.parquet", "parquet"), folder / "p.parquet")
+
+
+def _pr_event(head_repo: dict | None) -> dict:
+    return {
+        "pull_request": {
+            "number": 3,
+            "head": {"sha": "a" * 40, "repo": head_repo},
+            "base": {"repo": {"full_name": "acme/models"}},
+        },
+        "repository": {"full_name": "acme/models"},
+    }
+
+
+FORK_SIGNALS = {
+    "GitHub's fork flag": ({"GITHUB_ACTIONS": "true"}, _pr_event({"full_name": "acme/models", "fork": True})),
+    "another head repository": (
+        {"GITHUB_ACTIONS": "true"},
+        _pr_event({"full_name": "mallory/models", "fork": False}),
+    ),
+    "a deleted head repository": ({"GITHUB_ACTIONS": "true"}, _pr_event(None)),
+    "a workflow_run about a fork": (
+        {"GITHUB_ACTIONS": "true"},
+        {
+            "workflow_run": {"head_repository": {"full_name": "mallory/models"}},
+            "repository": {"full_name": "acme/models"},
+        },
+    ),
+    "GitLab's source project": (
+        {
+            "GITLAB_CI": "true",
+            "CI_MERGE_REQUEST_SOURCE_PROJECT_ID": "99",
+            "CI_MERGE_REQUEST_PROJECT_ID": "42",
+        },
+        None,
+    ),
+    "MLOPS_GATES_UNTRUSTED": ({"MLOPS_GATES_UNTRUSTED": "1"}, None),
+}
+
+
+@pytest.fixture
+def trusted_pickle(workspace):
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    folder, data = workspace
+    model = LogisticRegression().fit(pd.DataFrame({f: data[f] for f in FEATURES}), data["label"])
+    (folder / "m.pkl").write_bytes(pickle.dumps(model))
+    pol = policy(
+        {"candidate": {"path": "m.pkl", "trust": "pickle"}},
+        [{"type": "accuracy", "metrics": [{"metric": "roc_auc", "op": ">=", "value": 0.6}]}],
+    )
+    write_policy(folder / "gates.yml", pol)
+    return folder
+
+
+@pytest.mark.parametrize("signal", sorted(FORK_SIGNALS))
+def test_each_fork_signal_alone_stops_a_trusted_pickle(trusted_pickle, monkeypatch, capsys, signal):
+    """Threat: a fork's PR ships a pickle under a policy that trusts pickles; each signal alone refuses it."""
+    folder = trusted_pickle
+    env, event = FORK_SIGNALS[signal]
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    if event is not None:
+        (folder / "event.json").write_text(json.dumps(event))
+        monkeypatch.setenv("GITHUB_EVENT_PATH", str(folder / "event.json"))
+    code = cli_main(monkeypatch, "evaluate", "--policy", "gates.yml", "--out", "out")
+    out, err = capsys.readouterr()
+    assert code == 2 and "never load when" in err and "PROMOTE" not in out, (signal, err)
+    assert not (folder / "out" / "decision.json").exists()
+
+
+def test_a_same_repository_pull_request_may_load_a_trusted_pickle(trusted_pickle, monkeypatch, capsys):
+    folder = trusted_pickle
+    (folder / "event.json").write_text(json.dumps(_pr_event({"full_name": "acme/models", "fork": False})))
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(folder / "event.json"))
+    code = cli_main(monkeypatch, "evaluate", "--policy", "gates.yml", "--out", "out")
+    out, err = capsys.readouterr()
+    assert code == 0 and "PROMOTE" in out, err

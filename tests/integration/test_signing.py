@@ -4,7 +4,6 @@ with the stock model_signing CLI, and real public-good Sigstore bundles verified
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from mlops_gates.signing.verify import Signer, verify
 from tests.conftest import cli_main
 
 ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "sigstore"
+FIXTURES = ROOT / "tests" / "assets" / "sigstore"
 MT = FIXTURES / "real" / "model-transparency-v1.1.0-sigstore"
 SP = FIXTURES / "real" / "sigstore-python"
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
@@ -58,14 +57,6 @@ def model(tmp_path: Path) -> Path:
     (m / ".git").mkdir()
     (m / ".git" / "HEAD").write_text("ref: x")  # ignored, as model-signing ignores git paths
     return m
-
-
-def fixtures() -> Path:
-    if not FIXTURES.is_dir():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{FIXTURES} is missing in CI")
-        pytest.skip(f"{FIXTURES} is missing (the shared fixtures folder)")
-    return FIXTURES
 
 
 @pytest.mark.parametrize("curve", ["secp256r1", "secp384r1"])
@@ -207,7 +198,6 @@ def test_interoperates_with_the_model_signing_cli(model, tmp_path):
 
 
 def test_real_production_model_signing_bundle(tmp_path):
-    fixtures()
     ibm = Signer(identity="stefanb@us.ibm.com", issuer="https://sigstore.verify.ibm.com/oauth2")
     assert verify(MT, MT / "model.sig", ibm, ignore=["ignore-me"]).checks
     with pytest.raises(VerificationFailed) as info:
@@ -229,7 +219,6 @@ def test_real_production_model_signing_bundle(tmp_path):
 
 
 def test_real_github_actions_and_staging_bundles():
-    fixtures()
     gh = Signer(
         identity=WHEEL_SAN, issuer=GITHUB_ISSUER, repository="trailofbits/rfc8785.py", ref="refs/tags/v0.1.2"
     )
