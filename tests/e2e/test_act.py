@@ -152,13 +152,14 @@ def registered_repo(tmp_path: Path, workflow: str, versions: int) -> tuple[Path,
         }
     )
     write_policy(repo / "gates.yml", pol)
-    assert run(repo / "gates.yml", repo / "gate-out").decision.verdict == "PROMOTE"
     digests = []
     for i in range(versions):
         model = repo / "models" / f"v{i}"
         model.mkdir(parents=True)
         (model / "weights.bin").write_bytes(bytes(range(256)) * (4 + i))
-        sign(model, PrivateKey.load(key), decision=repo / "gate-out" / "decision.json")
+        out = repo / f"gate-out-{i}"  # a decision is about one model: each version is gated as the candidate
+        assert run(repo / "gates.yml", out, model_paths={"candidate": model}).decision.verdict == "PROMOTE"
+        sign(model, PrivateKey.load(key), decision=out / "decision.json")
         reg = open_registry(repo / "registry")
         version, _ = register(
             reg, "churn", model, model / "model.sig", model / "model.decision.sig", actor="ci"
@@ -274,11 +275,11 @@ def test_sign_action_outputs_the_digest_register_uses(tmp_path):
 
     repo = sample_repo(tmp_path, SIGN)
     write_policy(repo / "gates.yml", binary_policy())
-    run(repo / "gates.yml", repo / "out")
-    (repo / "out" / "decision.json").rename(repo / "decision.json")
     model = repo / "models" / "candidate"
     model.mkdir(parents=True)
     (model / "weights.bin").write_bytes(bytes(range(256)) * 4)
+    run(repo / "gates.yml", repo / "out", model_paths={"candidate": model})  # the decision pins this folder
+    (repo / "out" / "decision.json").rename(repo / "decision.json")
     key, _ = keypair(tmp_path)
     git(repo, "init", "-q")
     git(repo, "add", "-A")

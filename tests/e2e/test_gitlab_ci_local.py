@@ -61,10 +61,11 @@ def test_components_run_in_a_sample_project(tmp_path):
         "environments": [{"name": "staging", "signers": [{"key": pub.name}]}],
     }
     write_policy(repo / "gates.yml", binary_policy(promotion=promotion))
-    assert run(repo / "gates.yml", tmp_path / "release").decision.verdict == "PROMOTE"
     model = tmp_path / "model"
     model.mkdir()
     (model / "weights.bin").write_bytes(bytes(range(256)) * 4)
+    outcome = run(repo / "gates.yml", tmp_path / "release", model_paths={"candidate": model})
+    assert outcome.decision.verdict == "PROMOTE"
     sign(model, PrivateKey.load(key), decision=tmp_path / "release" / "decision.json")
     version, _ = register(
         open_registry(repo / "registry"),
