@@ -114,7 +114,7 @@ def record(
             "bootstrap": {
                 "replicates": s.replicates,
                 "seed": s.seed,
-                "stratified_by": list(policy.columns.sensitive + policy.columns.slices),
+                "stratified_by": list(policy.settings.strata),
             },
             "on": {
                 k: getattr(policy.on, k)

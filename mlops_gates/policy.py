@@ -58,6 +58,7 @@ class Settings:
     threshold: float = 0.5
     min_group_size: int = 30
     min_group_positives: int = 5
+    strata: tuple[str, ...] = ()  # columns the sample was drawn stratified by: the bootstrap resamples within
 
 
 @dataclass(frozen=True)
@@ -562,6 +563,17 @@ def _semantic_problems(data: dict[str, Any], lines: dict[str, int]) -> list[Prob
         if task != "regression" and side in cols and "prediction" not in mc and "score" not in mc:
             problems.append((_where(["columns", side], lines), "needs a prediction or a score column", None))
     problems += _role_problems(cols, lines)
+    groups = set(cols.get("sensitive") or []) | set(cols.get("slices") or [])
+    strata = ((data.get("settings") or {}).get("bootstrap") or {}).get("strata") or []
+    for i, c in enumerate(strata):
+        if c not in groups:
+            problems.append(
+                (
+                    _where(["settings", "bootstrap", "strata", i], lines),
+                    f"'{c}' is neither a sensitive column nor a slice",
+                    "list the columns the sample was stratified by under columns.sensitive or columns.slices",
+                )
+            )
     return problems
 
 
@@ -707,6 +719,7 @@ def load(path: str | Path) -> Policy:
         threshold=float(s.get("threshold", 0.5)),
         min_group_size=int(s.get("min_group_size", 30)),
         min_group_positives=int(s.get("min_group_positives", 5)),
+        strata=tuple(boot.get("strata", [])),
     )
     gates = []
     for g in data["gates"]:

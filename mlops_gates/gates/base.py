@@ -48,8 +48,8 @@ class MetricResult:
     comparator: str | None = None
     threshold: float | None = None
     baseline: float | None = None  # the baseline's value, for comparisons
-    p_value: float | None = None  # bootstrap p-value that the metric is on the bad side
-    adjusted_p: float | None = None
+    p_value: float | None = None  # the chance of a result this good were the metric on the bad side (PASS)
+    adjusted_p: float | None = None  # the good side's p-value after the correction (FAIL needs it small)
     severity: str = "fail"
     note: str | None = None
 
@@ -128,12 +128,15 @@ class Context:
             self._values[key] = compute()
         return self._values[key]
 
-    def resampled(self, names: tuple[str, ...], unit: str = "row", stratified: bool = True) -> Bootstrap:
-        key = (names, unit) if stratified else (names, unit, "unstratified")
+    def resampled(self, names: tuple[str, ...], unit: str = "row", groups: bool = True) -> Bootstrap:
+        """The shared bootstrap of the table on `names`: with the group key (per-group metrics) or without it
+        (a metric of the whole set, whose table would only multiply its cells by the groups)."""
+        key = (names, unit) if groups else (names, unit, "unstratified")
         if key not in self._cache:
             s = self.policy.settings
             seed = (s.seed * 1_000_003 + zlib.crc32(repr(key).encode())) % (2**32)
-            self._cache[key] = resample(self.stats, names, s.replicates, seed, unit, stratified)
+            design = tuple(self.stats.group_columns.index(c) for c in s.strata)
+            self._cache[key] = resample(self.stats, names, s.replicates, seed, unit, groups, design)
         return self._cache[key]
 
 
@@ -236,9 +239,11 @@ def adjust(p: list[float], method: str) -> list[float]:
 def judge(tests: list[Check], policy: Policy) -> list[MetricResult]:
     """Turn tests into statuses: interval wholly good -> PASS, wholly bad -> FAIL, straddling -> INCONCLUSIVE.
 
-    The p-value of a test is the share of bootstrap replicates on the bad side; with a correction, PASS
-    needs the adjusted p-value below (1 - confidence) / 2, so a gate of many tests promotes no more often
-    by chance than a gate of one.
+    PROMOTE needs every check to PASS: an intersection-union test (Berger, 1982), whose level is each
+    check's level with no correction, so PASS is judged on each check's own p-value. What a correction
+    controls is the other error, across the checks of a gate: a model wrongly REJECTed because one of many
+    checks looked bad by chance. With `correction`, FAIL needs the Holm (family-wise) or Benjamini-Hochberg
+    (false discovery rate) adjusted p-value of the good side below (1 - confidence) / 2.
     """
     s = policy.settings
     alpha = (1 - s.confidence) / 2
@@ -270,14 +275,14 @@ def judge(tests: list[Check], policy: Policy) -> list[MetricResult]:
         # (k + 1) / (R + 1): a bootstrap p-value is never 0
         p_bad.append(float(((~good).sum() + 1) / (len(reps) + 1)))
         p_good.append(float((good.sum() + 1) / (len(reps) + 1)))
-    adj = adjust(p_bad, s.correction)
+    adj = adjust(p_good, s.correction)
     verdicts: dict[int, tuple[Status, float, float]] = {}
     for i, t in enumerate(judged):
         if s.decision_mode == "point":
             st = Status.PASS if _good(t, t.values[:1])[0] else Status.FAIL
-        elif adj[i] < alpha:
+        elif p_bad[i] < alpha:
             st = Status.PASS
-        elif p_good[i] < alpha:
+        elif adj[i] < alpha:
             st = Status.FAIL
         else:
             st = Status.INCONCLUSIVE

@@ -63,7 +63,7 @@ def metric_values(
             keys += tuple(f"p{k}_{s}" for s in sides for k in range(len(stats.classes)))
         # a paired overall comparison resamples rows without strata: the groups would multiply the joint
         # table's cells (up to groups x labels x bins x bins, about as many as rows at a million rows)
-        r = ctx.resampled(keys, stratified=bool(groupings) or not paired)
+        r = ctx.resampled(keys, groups=bool(groupings) or not paired)
         G, labels = group_matrix(stats, r.table.keys["stratum"], groupings) if groupings else (None, [])
 
         def both(b: Resampled) -> dict[str, np.ndarray]:

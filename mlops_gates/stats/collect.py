@@ -290,6 +290,8 @@ class _Encoder:
         w = self.weights(batch, offset)
         keys: dict[str, np.ndarray] = {"stratum": stratum}
         vals: dict[str, np.ndarray] = {"w": w}
+        if self.cols.weight:  # the spread of weights within a cell, for the bootstrap (table.py)
+            vals["w2"] = w * w
         if self.p.task == "regression":
             y = self.regression(batch, self.cols.label, "label", offset)
             row = np.arange(offset, offset + n, dtype=np.uint64)

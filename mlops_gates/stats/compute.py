@@ -51,13 +51,15 @@ class Bootstrap:
     replicates: int
     seed: int
     unit: str = "row"  # "bucket": each cell is one unit (regression's row buckets)
+    strata: np.ndarray | None = None  # per cell, the design stratum resampled within (None: one)
     _kept: list[np.ndarray] = field(default_factory=list)
 
     def _draw(self, count: int, block: int) -> np.ndarray:
         t = self.table
         if self.unit == "bucket":
             t = CellTable(t.keys, t.sums, np.ones(len(t), dtype=np.int64))
-        return replicate_weights(t, t.keys["stratum"], count, (self.seed, block))
+        strata = self.strata if self.strata is not None else np.zeros(len(t), dtype=np.int64)
+        return replicate_weights(t, strata, count, (self.seed, block))
 
     def blocks(self) -> Iterator[Resampled]:
         if self._kept:
@@ -88,15 +90,25 @@ def resample(
     replicates: int,
     seed: int,
     unit: str = "row",
-    stratified: bool = True,
+    groups: bool = True,
+    design: tuple[int, ...] = (),
 ) -> Bootstrap:
-    """The table on `names` and its bootstrap: stratified by group (the default), or not, where a metric is
-    about the whole set and the groups would only multiply its cells (the joint score table)."""
-    if stratified:
-        return Bootstrap(stats.cells.groupby(("stratum", *names)), replicates, seed, unit)
-    t = stats.cells.groupby(names)
-    t.keys["stratum"] = np.zeros(len(t), dtype=np.int64)  # one stratum: a plain row bootstrap
-    return Bootstrap(t, replicates, seed, unit)
+    """The table on `names` (and the groups, unless `groups` is False and no design needs them) and its row
+    bootstrap. Rows are resampled over the whole set, as a simple random sample is drawn; resampling within
+    groups would shrink the variance of every overall metric (500 small strata took a 95% interval to 79%
+    coverage). Only a sample drawn stratified (`design`: indices of group columns) is resampled within
+    those columns' combinations."""
+    if groups or design:
+        t = stats.cells.groupby(("stratum", *names))
+    else:
+        t = stats.cells.groupby(names)
+        t.keys["stratum"] = np.zeros(len(t), dtype=np.int64)
+    strata = None
+    if design:
+        codes = {s: tuple(stats.strata[s][i] for i in design) for s in range(len(stats.strata))}
+        number = {v: j for j, v in enumerate(sorted(set(codes.values()), key=lambda v: tuple(map(str, v))))}
+        strata = np.array([number[codes[s]] for s in t.keys["stratum"]], dtype=np.int64)
+    return Bootstrap(t, replicates, seed, unit, strata)
 
 
 def group_matrix(

@@ -105,8 +105,9 @@ class _Sql:
         inner = f"SELECT {', '.join(self.rows)} FROM {src}"
         middle = f"SELECT *{''.join(', ' + d for d in self.derived)} FROM ({inner}) r"
         return (
-            f"SELECT {', '.join(self.keys)}, COUNT(*) AS n, {', '.join(['SUM(w) AS sw', *self.sums])} "
-            f"FROM ({middle}) t GROUP BY {', '.join(self.keys)}"
+            f"SELECT {', '.join(self.keys)}, COUNT(*) AS n, {', '.join(['SUM(w) AS sw', *self.sums])}"
+            + (", SUM(w * w) AS sw2" if c.weight else "")
+            + f" FROM ({middle}) t GROUP BY {', '.join(self.keys)}"
         )
 
     def side(self, s: str, mc: ModelColumns | None) -> None:
@@ -354,6 +355,8 @@ def _table(policy: Policy, enc: Any, col: dict[str, pa.Array], has_baseline: boo
     w = num("sw")
     keys: dict[str, np.ndarray] = {"stratum": stratum, "y": y}
     vals: dict[str, np.ndarray] = {"w": w}
+    if policy.columns.weight:
+        vals["w2"] = num("sw2")
     zeros = np.zeros(m, dtype=np.int64)
     for s, mc in (("c", policy.columns.candidate), ("b", policy.columns.baseline if has_baseline else None)):
         scored = mc is not None and bool(mc.score)

@@ -78,6 +78,11 @@ def replicate_weights(
     A stratum's resample is a multinomial over its cells (its rows are exchangeable within a cell, so a
     cell drawn k times out of n scales by k / n). Small tables draw the multinomial directly; tables with
     about as many cells as rows draw row indices, which is the same distribution and cheaper there.
+
+    Weighted rows are not exchangeable within a cell: k rows drawn from it carry a random sum of weights, not
+    k times their mean. With the weights' squares summed per cell (`w2`), that sum is drawn from a gamma
+    distribution with its exact mean and variance (k w-bar, k s_w^2), so the spread of weights within cells
+    enters every weighted metric's variance; without it (unweighted rows) the multiplier is k / n.
     """
     rng = np.random.default_rng(seed)
     w = np.empty((replicates, len(table)), dtype=np.float64)
@@ -100,4 +105,22 @@ def replicate_weights(
                     r1 - r0, len(idx)
                 )
         w[:, idx] = draws / counts
+    if "w2" in table.sums:
+        _weight_spread(w, table, rng)
     return w
+
+
+def _weight_spread(w: np.ndarray, table: CellTable, rng: np.random.Generator) -> None:
+    """Turn k / n multipliers into draws of the k rows' weight sum over the cell's weight sum (in place)."""
+    n = table.n.astype(np.float64)
+    sw, sw2 = table.sums["w"], table.sums["w2"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(n > 0, sw / np.maximum(n, 1), 0.0)
+        var = np.maximum(np.where(n > 0, sw2 / np.maximum(n, 1), 0.0) - mean * mean, 0.0)
+    spread = np.flatnonzero((var > 1e-12 * np.maximum(mean * mean, 1e-300)) & (sw > 0))
+    if not len(spread):
+        return
+    k = w[:, spread] * n[spread]  # rows drawn from each cell, per replicate
+    m, v = mean[spread], var[spread]
+    draws = rng.gamma(k * (m * m / v), v / m)  # shape 0 (no row drawn) gives 0
+    w[:, spread] = draws / sw[spread]

@@ -104,13 +104,20 @@ def test_interval_rule_pass_fail_inconclusive():
     assert res[0].status == Status.PASS
 
 
-def test_correction_turns_a_marginal_pass_inconclusive():
-    tests = [_test(0.843, 0.02, seed=s) for s in range(5)]  # each alone: p about 0.016 -> pass at 0.025
-    alone = judge(tests, _Policy())  # type: ignore[arg-type]
-    holm = judge(tests, _Policy(correction="holm"))  # type: ignore[arg-type]
-    assert all(r.status == Status.PASS for r in alone)
+def test_correction_guards_against_wrong_rejects_and_leaves_passes_alone():
+    """PROMOTE needs every check to PASS (an intersection-union test): no correction belongs on the passes, and
+    none is applied, so many checks never make PASS impossible. The correction guards FAIL: a marginal fail
+    among many checks becomes INCONCLUSIVE under Holm."""
+    passes = [_test(0.843, 0.02, seed=s) for s in range(5)]  # each alone: p about 0.016 -> PASS at 0.025
+    assert all(r.status == Status.PASS for r in judge(passes, _Policy(correction="holm")))  # type: ignore[arg-type]
+    fails = [_test(0.757, 0.02, seed=s) for s in range(5)]  # each alone: FAIL at 0.025; adjusted, not
+    alone = judge(fails, _Policy())  # type: ignore[arg-type]
+    holm = judge(fails, _Policy(correction="holm"))  # type: ignore[arg-type]
+    assert all(r.status == Status.FAIL for r in alone)
     assert all(r.status == Status.INCONCLUSIVE for r in holm)
-    assert all(r.adjusted_p is not None and r.adjusted_p >= r.p_value for r in holm)  # type: ignore[operator]
+    assert all(r.adjusted_p is not None and r.adjusted_p > 0.025 for r in holm)
+    clear = judge([_test(0.6, 0.02)] + fails[1:], _Policy(correction="holm"))  # type: ignore[arg-type]
+    assert clear[0].status == Status.FAIL  # a clear failure stays a failure
 
 
 def test_undefined_value_is_error_and_warn_severity_never_blocks():
