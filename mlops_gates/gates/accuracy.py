@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from mlops_gates.gates.base import Check, Context, GateResult, insufficient_status, judge, summarise
-from mlops_gates.gates.common import delong_auc, metric_values, row_shares, scope_label, with_se
+from mlops_gates.gates.common import class_sizes, delong_auc, metric_values, row_shares, scope_label, with_se
 from mlops_gates.policy import GateSpec
 
 
@@ -28,7 +28,9 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
             t.severity,
             counts=share[0] if share else None,
         )
-        tests.append(with_se(check, auc[1], ctx.policy) if auc and t.metric == "roc_auc" else check)
+        if auc and t.metric == "roc_auc":
+            check = with_se(check, auc[1], ctx.policy, class_sizes(ctx))
+        tests.append(check)
     if spec.config.get("slices"):
         cols = ctx.stats.group_columns
         groupings: list[tuple[int, ...]] = [(cols.index(c),) for c in ctx.policy.columns.slices]

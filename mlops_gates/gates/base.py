@@ -164,6 +164,11 @@ class Check:
     # an estimate with an analytic standard error (DeLong's, for an AUC or a paired AUC difference): judged by
     # the normal test and reported with the normal interval; values holds the point alone
     se: float | None = None
+    # a standard error the estimate's may not fall below, at a hypothesised true value (an AUC's: Hanley and
+    # McNeil's, at the threshold for the test and at each candidate bound for the interval, as a score
+    # interval does): at small n DeLong's can be 0 (a sample that separates perfectly), never a proof
+    se_floor: Callable[[float], float] | None = None
+    limits: tuple[float, float] = (-math.inf, math.inf)  # the metric's range: intervals stay inside it
 
 
 _GOOD: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
@@ -195,18 +200,37 @@ def binomial(t: Check, confidence: float) -> tuple[float, float, tuple[float, fl
 
 
 def normal(t: Check, confidence: float) -> tuple[float, float, tuple[float, float]]:
-    """(p_bad, p_good, interval) of an estimate with a standard error, by the normal approximation."""
+    """(p_bad, p_good, interval) of an estimate with a standard error, by the normal approximation; with a
+    floor, the standard error at the threshold tests and the interval holds every value the estimate is
+    within z standard errors (at that value) of, within the metric's limits."""
     from scipy.special import ndtr, ndtri
 
     assert t.se is not None and t.threshold is not None
     est = float(t.values[0])
-    gap = est - t.threshold
-    z = gap / t.se if t.se > 0 else (0.0 if gap == 0 else math.copysign(math.inf, gap))
+
+    def se_at(theta: float) -> float:
+        return max(t.se or 0.0, t.se_floor(theta)) if t.se_floor else float(t.se or 0.0)
+
+    gap, se = est - t.threshold, se_at(t.threshold)
+    z = gap / se if se > 0 else (0.0 if gap == 0 else math.copysign(math.inf, gap))
     # the chance of an estimate this low (high) if the true value sat exactly at the threshold
     low_side, high_side = float(ndtr(z)), float(ndtr(-z))
     p_bad, p_good = (low_side, high_side) if t.op in ("<=", "<") else (high_side, low_side)
-    half = float(ndtri(1 - (1 - confidence) / 2)) * t.se
-    return p_bad, p_good, (est - half, est + half)
+    zc = float(ndtri(1 - (1 - confidence) / 2))
+    lo_lim, hi_lim = t.limits
+    if t.se_floor is None:
+        return p_bad, p_good, (max(lo_lim, est - zc * se_at(est)), min(hi_lim, est + zc * se_at(est)))
+
+    def bound(sign: float) -> float:  # the farthest value on one side still within zc standard errors
+        inside, outside = est, hi_lim if sign > 0 else lo_lim
+        if abs(outside - est) <= zc * se_at(outside):
+            return outside
+        for _ in range(60):
+            mid = (inside + outside) / 2
+            inside, outside = (mid, outside) if abs(mid - est) <= zc * se_at(mid) else (inside, mid)
+        return inside
+
+    return p_bad, p_good, (bound(-1.0), bound(1.0))
 
 
 def interval(values: np.ndarray, confidence: float) -> tuple[float, float] | None:

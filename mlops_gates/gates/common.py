@@ -92,14 +92,40 @@ def delong_auc(ctx: Context, sides: tuple[str, ...]) -> tuple[list[float], float
     return ctx.once(("delong", sides), lambda: delong(s, sides))
 
 
-def with_se(t: Check, se: float, policy: Policy) -> Check:
-    """Judge `t` by its analytic standard error; with none (fewer than two positives or negatives), too
-    little evidence."""
+def with_se(t: Check, se: float, policy: Policy, classes: tuple[int, int] | None = None) -> Check:
+    """Judge `t` by its analytic standard error. An AUC's (`classes`: positives, negatives) never falls below
+    Hanley and McNeil's at the value tested, and its interval stays in [0, 1] (a score interval); a paired
+    difference whose variance is 0 (every pair ordered alike) is too little evidence, never a pass."""
     t.se = se
     t.note = "; ".join(x for x in (t.note, "DeLong's interval") if x)
-    if np.isnan(se) and not np.isnan(t.values[0]):
+    if classes is not None:
+        m, n = classes
+        t.se_floor, t.limits = (lambda theta: hanley_mcneil_se(theta, m, n)), (0.0, 1.0)
+        t.note += " with Hanley-McNeil's floor"
+    else:
+        t.limits = (-1.0, 1.0)
+    if np.isnan(t.values[0]):
+        return t
+    if np.isnan(se):
         t.forced, t.note = insufficient_status(policy), "fewer than two positives or negatives: no variance"
+    elif se == 0 and classes is None:
+        t.forced = insufficient_status(policy)
+        t.note = "no variance (both models order every pair alike): too little evidence to judge"
     return t
+
+
+def hanley_mcneil_se(theta: float, m: int, n: int) -> float:
+    """The standard error of an AUC of `theta` from m positives and n negatives (Hanley and McNeil, 1982)."""
+    q1, q2 = theta / (2 - theta), 2 * theta * theta / (1 + theta)
+    var = (theta * (1 - theta) + (m - 1) * (q1 - theta * theta) + (n - 1) * (q2 - theta * theta)) / (m * n)
+    return float(np.sqrt(max(var, 0.0)))
+
+
+def class_sizes(ctx: Context) -> tuple[int, int]:
+    """(positives, negatives): the rows behind an AUC."""
+    t = ctx.stats.cells
+    pos = t.keys["y"] == 1
+    return int(t.n[pos].sum()), int(t.n[~pos].sum())
 
 
 def row_shares(

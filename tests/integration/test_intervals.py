@@ -119,3 +119,48 @@ def test_a_declared_stratified_sample_is_resampled_within_its_strata(tmp_path):
     plain = Context(P.load(write_policy(tmp_path / "plain.yml", binary_policy())), ctx.stats)
     Wp = next(plain.resampled(("y", "c", "b")).blocks()).W[1:]
     assert np.std(Wp[:, female] @ t.n[female]) > 0  # a simple random sample: group sizes vary
+
+
+def _delong_rows(pos: np.ndarray, neg: np.ndarray) -> tuple[float, float]:
+    """DeLong's AUC and standard error from the rows themselves (the textbook definition, ties half)."""
+    psi = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
+    v10, v01 = psi.mean(axis=1), psi.mean(axis=0)
+    auc = float(psi.mean())
+    var = v10.var(ddof=1) / len(pos) + v01.var(ddof=1) / len(neg)
+    return auc, float(np.sqrt(var))
+
+
+def _auc_status(auc: float, se: float, m: int, n: int, thr: float):
+    from mlops_gates.gates.base import Check, judge
+    from mlops_gates.gates.common import with_se
+    from tests.unit.test_bootstrap import _Policy
+
+    pol = _Policy()
+    check = with_se(Check("roc_auc", "overall", np.array([auc]), m + n, ">=", thr, "fail"), se, pol, (m, n))  # type: ignore[arg-type]
+    return judge([check], pol)[0]  # type: ignore[arg-type]
+
+
+def test_a_perfectly_separating_small_sample_is_not_proof():
+    """Cause 6: with 10 positives and 10 negatives that happen to separate perfectly, DeLong's SE is 0 and the
+    old test PASSed with p = 0 (a population with AUC 0.95 separates perfectly in about a fifth of such
+    samples). The score interval with Hanley-McNeil's floor holds it; the interval stays within [0, 1]."""
+    res = _auc_status(1.0, 0.0, 10, 10, 0.9)
+    assert res.status.value == "INCONCLUSIVE" and res.ci[1] == 1.0 and res.ci[0] < 0.9  # type: ignore[index]
+    big = _auc_status(0.97, 0.004, 2000, 2000, 0.9)  # plenty of rows: DeLong's own SE decides
+    assert big.status.value == "PASS" and 0 < big.ci[0] < big.ci[1] <= 1  # type: ignore[index]
+
+
+@pytest.mark.parametrize("m", [10, 15])
+def test_small_sample_auc_at_the_margin_is_rarely_promoted(m):
+    """A binormal population with AUC exactly 0.9, tested against 0.9 with m positives and m negatives."""
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(20 + m)
+    d = np.sqrt(2) * norm.ppf(0.9)
+    passed = 0
+    runs = 2000
+    for _ in range(runs):
+        pos, neg = rng.normal(d, 1, m), rng.normal(0, 1, m)
+        auc, se = _delong_rows(pos, neg)
+        passed += _auc_status(auc, se, m, m, 0.9).status.value == "PASS"
+    assert passed / runs <= 0.05, passed / runs
