@@ -136,7 +136,7 @@ def _group_table(
     return rows
 
 
-def _shortfall(ctx: Context, rates_used: tuple[str, ...], counts: dict[str, np.ndarray], j: int) -> list[str]:
+def shortfall(ctx: Context, rates_used: tuple[str, ...], counts: dict[str, np.ndarray], j: int) -> list[str]:
     """Why group j is too small to judge these rates (empty when it is not)."""
     s = ctx.policy.settings
     short = []
@@ -191,7 +191,7 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
             rates_used, _ = M.split_fairness(t.metric)
             keep = np.ones(len(labels), dtype=bool)
             for j, (g, v) in enumerate(labels):
-                short = _shortfall(ctx, rates_used, counts, j)
+                short = shortfall(ctx, rates_used, counts, j)
                 if short:
                     keep[j] = False
                     note = "insufficient evidence: " + "; ".join(short)

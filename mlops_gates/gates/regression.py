@@ -15,13 +15,12 @@ from mlops_gates.gates.base import (
     Check,
     Context,
     GateResult,
-    Status,
     insufficient_status,
     judge,
     summarise,
 )
 from mlops_gates.gates.common import delong_auc, metric_values, row_shares, scope_label, with_se
-from mlops_gates.gates.fairness import fairness_values, group_counts, grouping_name, groupings_for
+from mlops_gates.gates.fairness import fairness_values, group_counts, grouping_name, groupings_for, shortfall
 from mlops_gates.policy import GateSpec, Margin
 from mlops_gates.stats.compute import group_matrix
 
@@ -116,22 +115,24 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
             else:
                 tests.append(_paired(m, cand[m.metric], base[m.metric], int(n)))
     if fair:
+        details["groups_considered"] = []
         for grouping in groupings_for(spec, ctx):
             labels, counts = group_counts(ctx, grouping)
-            keep = counts["rows"] >= policy.settings.min_group_size
             for m in fair:
+                keep, small = _sized(ctx, m, grouping, labels, counts, details["groups_considered"])
+                tests += small
                 if keep.sum() < 2:
                     tests.append(
                         Check(
                             m.metric,
                             grouping_name(ctx, grouping),
                             np.array([np.nan]),
-                            0,
+                            int(counts["rows"][keep].sum()),
                             None,
                             None,
                             m.severity,
-                            note="fewer than two groups with enough rows",
-                            forced=Status.INCONCLUSIVE,
+                            note="fewer than two groups with enough evidence",
+                            forced=insufficient_status(policy),
                         )
                     )
                     continue
@@ -148,6 +149,46 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
             "baseline_wrong_candidate_right": won,
         }
     return summarise(spec.name, spec.type, judge(tests, policy), policy, details)
+
+
+def _sized(
+    ctx: Context, m: Margin, grouping: tuple[int, ...], labels: list, counts: dict, fates: list
+) -> tuple[np.ndarray, list[Check]]:
+    """Which groups have the evidence the metric's rates need (rows, and positives or negatives behind a
+    conditional rate), as the fairness gate decides; a group without is a check of its own, handled by
+    on.insufficient_group, never dropped silently. Every group's fate goes into the record."""
+    rates_used, _ = M.split_fairness(m.metric)
+    keep = np.ones(len(labels), dtype=bool)
+    small = []
+    for j, (g, v) in enumerate(labels):
+        short = shortfall(ctx, rates_used, counts, j)
+        scope = scope_label(ctx.stats.group_columns, g, v)
+        fates.append(
+            {
+                "metric": m.metric,
+                "grouping": grouping_name(ctx, grouping),
+                "group": scope,
+                "n": int(counts["rows"][j]),
+                "fate": "judged" if not short else "insufficient evidence: " + "; ".join(short),
+            }
+        )
+        if short:
+            keep[j] = False
+            note = "insufficient evidence: " + "; ".join(short)
+            small.append(
+                Check(
+                    f"{m.metric} (candidate - baseline)",
+                    scope,
+                    np.array([np.nan]),
+                    int(counts["rows"][j]),
+                    None,
+                    None,
+                    m.severity,
+                    note=note,
+                    forced=insufficient_status(ctx.policy),
+                )
+            )
+    return keep, small
 
 
 def _paired(m: Margin, cand: np.ndarray, base: np.ndarray, n: int, scope: str = "overall") -> Check:

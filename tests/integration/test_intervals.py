@@ -164,3 +164,40 @@ def test_small_sample_auc_at_the_margin_is_rarely_promoted(m):
         auc, se = _delong_rows(pos, neg)
         passed += _auc_status(auc, se, m, m, 0.9).status.value == "PASS"
     assert passed / runs <= 0.05, passed / runs
+
+
+def test_a_small_group_in_the_regression_gate_is_never_dropped_silently(tmp_path):
+    """Cause 5: the regression gate dropped groups below min_group_size without a word and ignored
+    min_group_positives, so a candidate whose TPR in a 20-row group fell from 1 to 0 was PROMOTEd."""
+    frame = binary_frame(n=4000, seed=14)
+    n = len(frame["label"])
+    frame["site"] = np.where(np.arange(n) < 20, "tiny", np.where(np.arange(n) % 2, "north", "south"))
+    tiny = frame["site"] == "tiny"
+    frame["label"] = np.where(tiny, "yes", frame["label"])
+    frame["base_pred"] = np.where(tiny, "yes", frame["base_pred"])  # the baseline finds every positive there
+    frame["cand_pred"] = np.where(tiny, "no", frame["cand_pred"])  # the candidate none
+    write_parquet(tmp_path / "eval.parquet", frame)
+    gates = [{"type": "regression", "metrics": [{"metric": "tpr_difference", "margin": {"absolute": 0.05}}]}]
+    cols = {**binary_policy()["columns"], "sensitive": ["site"]}
+    out = run(
+        write_policy(tmp_path / "gates.yml", binary_policy(gates=gates, columns=cols)), tmp_path / "out"
+    )
+    gate = out.record["gates"][0]
+    assert out.decision.verdict != "PROMOTE"
+    tiny_check = next(m for m in gate["metrics"] if m["scope"] == "site=tiny")
+    assert tiny_check["status"] == "INCONCLUSIVE" and "20 rows < min_group_size 30" in tiny_check["note"]
+    fates = {g["group"]: g["fate"] for g in gate["details"]["groups_considered"]}
+    assert fates["site=north"] == fates["site=south"] == "judged" and fates["site=tiny"].startswith(
+        "insufficient"
+    )
+    # min_group_positives counts too: a big group with 3 positives cannot judge a TPR
+    frame2 = dict(
+        frame,
+        label=np.where(
+            frame["site"] == "north", np.where(np.arange(n) % 500 == 1, "yes", "no"), frame["label"]
+        ),
+    )
+    write_parquet(tmp_path / "eval.parquet", frame2)
+    out = run(tmp_path / "gates.yml", tmp_path / "out2")
+    north = next(m for m in out.record["gates"][0]["metrics"] if m["scope"] == "site=north")
+    assert north["status"] == "INCONCLUSIVE" and "positives" in north["note"]

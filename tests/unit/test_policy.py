@@ -22,7 +22,7 @@ def test_example_policy_loads():
     pol = P.load("examples/adult/gates.yml")
     assert pol.task == "binary" and pol.positive_label == ">50K"
     assert [g.type for g in pol.gates] == ["integrity", "accuracy", "fairness", "regression"]
-    assert pol.on.insufficient_group == "warn"  # the key `on:` is not read as YAML 1.1's boolean
+    assert pol.on.insufficient_group == "hold"  # the key `on:` is not read as YAML 1.1's boolean
     assert pol.settings.correction == "holm" and pol.settings.replicates == 2000
     reg = pol.gates[3]
     assert {(m.metric, m.kind) for m in reg.margins} >= {("roc_auc", "absolute"), ("log_loss", "relative")}
