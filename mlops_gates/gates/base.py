@@ -169,6 +169,9 @@ class Check:
     # interval does): at small n DeLong's can be 0 (a sample that separates perfectly), never a proof
     se_floor: Callable[[float], float] | None = None
     limits: tuple[float, float] = (-math.inf, math.inf)  # the metric's range: intervals stay inside it
+    # a criterion over several groups' rates (fairness): judged on bounds derived from simultaneous intervals
+    # of the rates (stats/simultaneous.py); values holds the point alone
+    simultaneous: tuple[Any, Any] | None = None  # (Family, Bounds)
 
 
 _GOOD: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
@@ -233,6 +236,19 @@ def normal(t: Check, confidence: float) -> tuple[float, float, tuple[float, floa
     return p_bad, p_good, (bound(-1.0), bound(1.0))
 
 
+def _direct(t: Check, confidence: float) -> tuple[float, float, tuple[float, float]]:
+    """(p_bad, p_good, interval) of a check that is not judged on its bootstrap percentiles."""
+    if t.counts is not None:
+        return binomial(t, confidence)
+    if t.se is not None:
+        return normal(t, confidence)
+    from mlops_gates.stats import simultaneous
+
+    assert t.simultaneous is not None and t.op is not None and t.threshold is not None
+    family, bounds = t.simultaneous
+    return simultaneous.judge(family, bounds, t.op, t.threshold, confidence)
+
+
 def interval(values: np.ndarray, confidence: float) -> tuple[float, float] | None:
     reps = values[1:]
     reps = reps[~np.isnan(reps)]
@@ -283,10 +299,12 @@ def judge(tests: list[Check], policy: Policy) -> list[MetricResult]:
         for t in tests
         if t.forced is None and t.op is not None and not t.exact and not np.isnan(t.values[0])
     ]
-    shares = {  # shares of rows and analytic variances: their tests and intervals, once each
-        id(t): binomial(t, s.confidence) if t.counts is not None else normal(t, s.confidence)
+    shares = {  # shares of rows, analytic variances and simultaneous bounds: tests and intervals, once each
+        id(t): _direct(t, s.confidence)
         for t in tests
-        if (t.counts is not None or t.se is not None) and t.op is not None and not np.isnan(t.values[0])
+        if (t.counts is not None or t.se is not None or t.simultaneous is not None)
+        and t.op is not None
+        and not np.isnan(t.values[0])
     }
     for t in judged:
         if id(t) in shares:

@@ -80,6 +80,52 @@ def fairness_values(
     return np.maximum(*parts) if agg != "ratio" else np.minimum(*parts)
 
 
+def rate_family(
+    ctx: Context, sides: tuple[str, ...], grouping: tuple[int, ...], metric: str, keep: np.ndarray
+) -> tuple[Any, Any]:
+    """The metric's rates for every kept group (and model, for a comparison) as one family with simultaneous
+    intervals, and the bounds the metric takes from them: (Family, Bounds)."""
+    from mlops_gates.stats.simultaneous import Family, gap_bounds, widening_bounds
+
+    base_rates, agg = M.split_fairness(metric)
+    _, counts = group_counts(ctx, grouping)
+    columns: list[np.ndarray] = []
+    floors: list[np.ndarray] = []
+    parts: dict[str, list[slice]] = {}
+
+    lows: list[np.ndarray] = []
+
+    def add(name: str, values: np.ndarray, floor: np.ndarray, low: float) -> None:
+        start = sum(c.shape[1] for c in columns)
+        columns.append(values)
+        floors.append(floor)
+        lows.append(np.full(values.shape[1], low))
+        parts.setdefault(name, []).append(slice(start, start + values.shape[1]))
+
+    per = {side: group_rates(ctx, grouping, side) for side in sides}
+    overall = {side: group_rates(ctx, None, side) for side in sides}
+    for rate in base_rates:
+        n = counts[DENOMINATOR[rate]][keep]
+        for side in sides:
+            values = per[side][rate][:, keep]
+            if agg == "overall_difference":
+                values = values - overall[side][rate][:, None]
+            p = (per[side][rate][0, keep] * n + 2) / (n + 4)  # Agresti-Coull: a rate of 0 or 1 still varies
+            add(
+                side,
+                values,
+                np.sqrt(p * (1 - p) / np.maximum(n, 1)),
+                -1.0 if agg == "overall_difference" else 0.0,
+            )
+        if len(sides) == 2:  # the paired differences, group by group
+            add("d", per["c"][rate][:, keep] - per["b"][rate][:, keep], np.full(int(keep.sum()), 1e-9), -1.0)
+    family = Family.of(np.concatenate(columns, axis=1), np.concatenate(floors), np.concatenate(lows), 1.0)
+    kind = "overall" if agg == "overall_difference" else agg
+    if len(sides) == 1:
+        return family, gap_bounds(parts[sides[0]], kind)
+    return family, widening_bounds(parts["c"], parts["b"], parts["d"], kind)
+
+
 def group_counts(ctx: Context, grouping: tuple[int, ...]) -> tuple[list, dict[str, np.ndarray]]:
     """Unweighted rows behind each rate's denominator, per group."""
     r = ctx.resampled(("y", "c", "b"))
@@ -230,6 +276,9 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
             baseline = (
                 float(fairness_values(ctx, "b", grouping, t.metric, keep)[0]) if stats.has_baseline else None
             )
-            checks.append(Check(t.metric, gname, values, n, t.op, t.value, t.severity, baseline=baseline))
+            check = Check(t.metric, gname, values[:1], n, t.op, t.value, t.severity, baseline=baseline)
+            check.simultaneous = rate_family(ctx, ("c",), grouping, t.metric, keep)
+            check.note = "simultaneous intervals of the group rates (max-t)"
+            checks.append(check)
     checks += _missing_groups(spec, ctx)
     return summarise(spec.name, spec.type, judge(checks, ctx.policy), ctx.policy, details)

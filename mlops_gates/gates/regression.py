@@ -20,7 +20,14 @@ from mlops_gates.gates.base import (
     summarise,
 )
 from mlops_gates.gates.common import delong_auc, metric_values, row_shares, scope_label, with_se
-from mlops_gates.gates.fairness import fairness_values, group_counts, grouping_name, groupings_for, shortfall
+from mlops_gates.gates.fairness import (
+    fairness_values,
+    group_counts,
+    grouping_name,
+    groupings_for,
+    rate_family,
+    shortfall,
+)
 from mlops_gates.policy import GateSpec, Margin
 from mlops_gates.stats.compute import group_matrix
 
@@ -136,9 +143,16 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
                         )
                     )
                     continue
-                c = fairness_values(ctx, "c", grouping, m.metric, keep)
-                b = fairness_values(ctx, "b", grouping, m.metric, keep)
-                tests.append(_paired(m, c, b, int(counts["rows"][keep].sum()), grouping_name(ctx, grouping)))
+                c = fairness_values(ctx, "c", grouping, m.metric, keep)[:1]
+                b = fairness_values(ctx, "b", grouping, m.metric, keep)[:1]
+                check = _paired(m, c, b, int(counts["rows"][keep].sum()), grouping_name(ctx, grouping))
+                # "must not widen": bounds on the candidate's gap minus the baseline's, from simultaneous
+                # intervals of both models' group rates (paired: the same replicates)
+                check.simultaneous = rate_family(ctx, ("c", "b"), grouping, m.metric, keep)
+                check.note = "; ".join(
+                    x for x in (check.note, "simultaneous intervals of the group rates (max-t)") if x
+                )
+                tests.append(check)
     if "negative_flips" in spec.config:
         tests += _flips(ctx, spec)
     if stats.task != "regression":

@@ -37,7 +37,9 @@ FULL_GATES = [
         "type": "fairness",
         "intersections": True,
         "metrics": [
-            {"metric": "equalized_odds_difference", "op": "<=", "value": 0.35},
+            # six intersectional groups of 2,000 rows: simultaneous intervals are honest about how little
+            # that shows (the percentile bootstrap of a max - min was not)
+            {"metric": "equalized_odds_difference", "op": "<=", "value": 0.45},
             {"metric": "demographic_parity_ratio", "op": ">=", "value": 0.2},
         ],
     },
@@ -46,7 +48,7 @@ FULL_GATES = [
         "metrics": [
             {"metric": "roc_auc", "margin": {"absolute": 0.01}},
             {"metric": "log_loss", "margin": {"relative": 0.05}},
-            {"metric": "equalized_odds_difference", "margin": {"absolute": 0.1}},
+            {"metric": "equalized_odds_difference", "margin": {"absolute": 0.2}},
         ],
         "negative_flips": {"max_rate": 0.1, "per_group": True},
     },

@@ -201,3 +201,80 @@ def test_a_small_group_in_the_regression_gate_is_never_dropped_silently(tmp_path
     out = run(tmp_path / "gates.yml", tmp_path / "out2")
     north = next(m for m in out.record["gates"][0]["metrics"] if m["scope"] == "site=north")
     assert north["status"] == "INCONCLUSIVE" and "positives" in north["note"]
+
+
+def _gap_runs(sizes, rates, threshold, runs=300, reps=400, seed=0, agg="difference"):
+    """Simulated gates on one rate over groups: (coverage of the true gap, share judged PASS)."""
+    from mlops_gates.stats.simultaneous import Family, gap_bounds, judge
+
+    rng = np.random.default_rng(seed)
+    sizes, rates = np.asarray(sizes), np.asarray(rates)
+    true = rates.max() - rates.min() if agg == "difference" else rates.min() / rates.max()
+    op = "<=" if agg == "difference" else ">="
+    covered = passed = 0
+    for _ in range(runs):
+        x = rng.binomial(sizes, rates)
+        point = x / sizes
+        boot = rng.binomial(sizes, point, size=(reps, len(sizes))) / sizes
+        p = (x + 2) / (sizes + 4)
+        fam = Family.of(np.vstack([point, boot]), np.sqrt(p * (1 - p) / sizes))
+        p_bad, _, (lo, hi) = judge(fam, gap_bounds([slice(0, len(sizes))], agg), op, threshold, 0.95)
+        covered += lo <= true <= hi
+        passed += p_bad < 0.025
+    return covered / runs, passed / runs
+
+
+@pytest.mark.parametrize(
+    "sizes, rates",
+    [
+        ([100, 100, 100, 100, 100], [0.6] * 5),  # true gap 0: the percentile bootstrap covered 0-0.2%
+        ([450, 450, 450, 450, 50], [0.6, 0.6, 0.6, 0.6, 0.55]),  # one small group, a small true gap
+        ([1000, 1000], [0.5, 0.55]),
+    ],
+)
+def test_gap_intervals_cover_and_hold_the_margin(sizes, rates):
+    """Causes 3 and 4: bounds from simultaneous (max-t) intervals cover the true max - min gap, and a model
+    whose true gap sits exactly at the threshold is promoted in at most 5% of runs."""
+    true = max(rates) - min(rates)
+    coverage, _ = _gap_runs(sizes, rates, threshold=true + 0.05)
+    assert coverage >= 0.935, coverage
+    _, at_margin = _gap_runs(sizes, rates, threshold=true, seed=1)
+    assert at_margin <= 0.05, at_margin
+    _, ratio_margin = _gap_runs(sizes, rates, threshold=min(rates) / max(rates), seed=2, agg="ratio")
+    assert ratio_margin <= 0.05, ratio_margin
+
+
+def _widening_runs(n, p_base, p_cand, margin, runs=300, reps=400, seed=0, agree=0.9):
+    """Simulated "gap must not widen" checks on paired rows: share judged PASS."""
+    from mlops_gates.stats.simultaneous import Family, judge, widening_bounds
+
+    rng = np.random.default_rng(seed)
+    G = len(n)
+    n, pb, pc = np.asarray(n), np.asarray(p_base), np.asarray(p_cand)
+    both = np.minimum(pb, pc) * agree  # the two models are right on the same rows, mostly
+    probs = np.stack([1 - pb - pc + both, pc - both, pb - both, both], axis=1)  # (b, c) = 00, 01, 10, 11
+    passed = 0
+    for _ in range(runs):
+        counts = np.stack([rng.multinomial(n[g], probs[g]) for g in range(G)])
+        boot = np.stack([rng.multinomial(n[g], counts[g] / n[g], size=reps) for g in range(G)], axis=1)
+        allc = np.concatenate([counts[None], boot])  # (1 + reps, G, 4)
+        rc, rb = (allc[..., 1] + allc[..., 3]) / n, (allc[..., 2] + allc[..., 3]) / n
+        values = np.concatenate([rc, rb, rc - rb], axis=1)
+        fam = Family.of(values, np.full(3 * G, 1e-9), np.r_[np.zeros(2 * G), -np.ones(G)], 1.0)
+        parts = [slice(0, G)], [slice(G, 2 * G)], [slice(2 * G, 3 * G)]
+        p_bad, _, _ = judge(fam, widening_bounds(*parts, "difference"), "<=", margin, 0.95)
+        passed += p_bad < 0.025
+    return passed / runs
+
+
+@pytest.mark.parametrize("n", [[1000, 1000, 1000, 1000, 1000], [4000, 4000, 4000, 4000, 4000]])
+def test_gap_must_not_widen_holds_its_level(n):
+    """Cause 4: a fair baseline, a candidate one group 0.05 worse, margin 0.05 (exactly at the margin): the
+    percentile interval of the difference of two gaps promoted 10-15%; at most 5% now. A candidate that
+    moves every group alike is still promoted."""
+    base = [0.7] * 5
+    worse = [0.7, 0.7, 0.7, 0.7, 0.65]
+    assert _widening_runs(n, base, worse, 0.05) <= 0.05
+    assert _widening_runs(n, base, worse, 0.05, agree=0.97, seed=4) <= 0.05
+    if n[0] >= 4000:  # with enough rows, a candidate better alike in every group is promoted
+        assert _widening_runs(n, base, [0.72] * 5, 0.05, runs=100, seed=3, agree=0.97) >= 0.9
