@@ -52,6 +52,9 @@ class MetricResult:
     adjusted_p: float | None = None  # the good side's p-value after the correction (FAIL needs it small)
     severity: str = "fail"
     note: str | None = None
+    to_decide: dict[str, Any] | None = (
+        None  # INCONCLUSIVE: the effect these rows detect, the rows that decide
+    )
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -364,9 +367,30 @@ def judge(tests: list[Check], policy: Policy) -> list[MetricResult]:
                 a if s.correction != "none" else None,
                 t.severity,
                 t.note,
+                to_decide(point, ci, t.threshold, t.n, s.confidence) if st == Status.INCONCLUSIVE else None,
             )
         )
     return out
+
+
+def to_decide(
+    point: float, ci: tuple[float, float] | None, threshold: float | None, n: int, confidence: float
+) -> dict[str, Any] | None:
+    """How much data would settle an INCONCLUSIVE check: the smallest distance from the threshold these rows
+    detect with 80% power, and the rows that would decide if the point estimate were the truth. The standard
+    error is read off the interval and assumed to shrink as 1 / sqrt(rows), as every interval here does."""
+    if ci is None or threshold is None or np.isnan(point) or n <= 0 or not ci[1] > ci[0]:
+        return None
+    from scipy.special import ndtri
+
+    z, power = float(ndtri(1 - (1 - confidence) / 2)), float(ndtri(0.8))
+    se = (ci[1] - ci[0]) / (2 * z)
+    mde = (z + power) * se
+    gap = abs(point - threshold)
+    if gap == 0:
+        return {"mde": mde, "rows_needed": None, "factor": None}
+    factor = max(1.0, (mde / gap) ** 2)
+    return {"mde": mde, "rows_needed": int(math.ceil(n * factor)), "factor": factor}
 
 
 def summarise(

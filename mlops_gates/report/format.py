@@ -38,3 +38,16 @@ def threshold(m: dict[str, Any]) -> str:
         if m.get("comparator") and m.get("threshold") is not None
         else "–"
     )
+
+
+def to_decide(m: dict[str, Any]) -> str:
+    """What would settle an INCONCLUSIVE check, in words (empty for any other)."""
+    d = m.get("to_decide")
+    if not d:
+        return ""
+    if d.get("rows_needed") is None:
+        return f"these rows detect {num(d['mde'])} from the threshold; the estimate sits on it, so no sample size decides"
+    return (
+        f"these rows detect {num(d['mde'])} from the threshold; about {num(d['rows_needed'])} rows "
+        f"({d['factor']:.1f}x, in every group where groups decide) would decide if the estimate held"
+    )

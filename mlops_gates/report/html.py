@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from mlops_gates.report.format import ci, num, threshold
+from mlops_gates.report.format import ci, num, threshold, to_decide
 from mlops_gates.stats.collect import EvalStats
 
 W, H, PAD = 420, 300, 40
@@ -161,7 +161,7 @@ def render(rec: dict[str, Any], curve_data: dict[str, Any]) -> str:
             out.append(
                 f"<tr><td>{e(m['metric'])}</td><td>{e(m['scope'])}</td><td>{num(m['value'])}</td><td>{ci(m)}</td><td>{e(threshold(m))}</td>"
                 f"<td>{num(m['baseline']) if m.get('baseline') is not None else '–'}</td><td>{num(m['n'])}</td>"
-                f"<td class='{m['status']}'>{m['status']}</td><td>{e(m.get('note') or '')}</td></tr>"
+                f"<td class='{m['status']}'>{m['status']}</td><td>{e('; '.join(x for x in (m.get('note') or '', to_decide(m)) if x))}</td></tr>"
             )
         out.append("</table>")
     out.append(

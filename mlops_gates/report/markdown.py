@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlops_gates.escape import html_text, md, mermaid
-from mlops_gates.report.format import ICON, ci, num, threshold
+from mlops_gates.report.format import ICON, ci, num, threshold, to_decide
 
 MARKER = "<!-- mlops-gates:report -->"
 LIMIT = 65_536  # GitHub's comment body limit, in characters
@@ -84,7 +84,7 @@ def _details(g: dict[str, Any], conf: float, max_rows: int) -> list[str]:
     for m in ranked[:max_rows]:
         lines.append(
             f"| {md(m['metric'])} | {md(m['scope'])} | {num(m['value'])} | {ci(m)} | {threshold(m)} | {num(m['n'])} "
-            f"| {ICON[m['status']]} {m['status']} | {md(str(m.get('note') or '')[:200])} |"
+            f"| {ICON[m['status']]} {m['status']} | {md('; '.join(x for x in (str(m.get('note') or '')[:200], to_decide(m)) if x))} |"
         )
     if len(ranked) > max_rows:
         lines.append(f"| … {len(ranked) - max_rows} more rows in decision.json | | | | | | | |")

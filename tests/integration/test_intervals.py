@@ -278,3 +278,39 @@ def test_gap_must_not_widen_holds_its_level(n):
     assert _widening_runs(n, base, worse, 0.05, agree=0.97, seed=4) <= 0.05
     if n[0] >= 4000:  # with enough rows, a candidate better alike in every group is promoted
         assert _widening_runs(n, base, [0.72] * 5, 0.05, runs=100, seed=3, agree=0.97) >= 0.9
+
+
+def test_an_inconclusive_check_says_how_much_data_would_decide(tmp_path):
+    """Beyond the anchors: an INCONCLUSIVE check reports the effect its rows detect and the rows that would
+    decide if the estimate held, in the record, the PR comment and the HTML report; quadrupling the rows
+    halves the detectable effect, as the interval's width scales."""
+    from mlops_gates.gates.base import to_decide
+
+    frame = binary_frame(n=600, seed=21)
+    acc = float(np.mean(frame["cand_pred"] == frame["label"]))
+    write_parquet(tmp_path / "eval.parquet", frame)
+    gates = [
+        {"type": "accuracy", "metrics": [{"metric": "accuracy", "op": ">=", "value": round(acc - 0.02, 3)}]}
+    ]
+    out = run(write_policy(tmp_path / "gates.yml", binary_policy(gates=gates)), tmp_path / "out")
+    m = out.record["gates"][0]["metrics"][0]
+    assert m["status"] == "INCONCLUSIVE", m
+    d = m["to_decide"]
+    assert d["mde"] > abs(m["value"] - m["threshold"]) and d["rows_needed"] > m["n"]
+    assert d["rows_needed"] == pytest.approx(
+        m["n"] * (d["mde"] / abs(m["value"] - m["threshold"])) ** 2, abs=1
+    )
+    for f in ("report.md", "report.html"):  # (Markdown escapes punctuation: read it as rendered text)
+        assert f"{d['rows_needed']:,}" in (tmp_path / "out" / f).read_text().replace("\\", "")
+    a = to_decide(0.8, (0.76, 0.84), 0.81, 400, 0.95)
+    b = to_decide(0.8, (0.78, 0.82), 0.81, 1600, 0.95)
+    assert (
+        a
+        and b
+        and b["mde"] == pytest.approx(a["mde"] / 2)
+        and b["rows_needed"] == pytest.approx(a["rows_needed"], rel=1e-9)
+    )
+    assert to_decide(0.81, (0.76, 0.86), 0.81, 400, 0.95)["rows_needed"] is None  # type: ignore[index]
+    assert not any(
+        x.get("to_decide") for g in out.record["gates"] for x in g["metrics"] if x["status"] != "INCONCLUSIVE"
+    )
