@@ -61,10 +61,15 @@ def _aggregate(per_group: np.ndarray, overall: np.ndarray, agg: str) -> np.ndarr
 
 
 def group_rates(ctx: Context, grouping: tuple[int, ...] | None, side: str) -> dict[str, np.ndarray]:
-    """Every group rate of one model: (1+R, groups) per rate; overall (1+R,) when grouping is None."""
-    r = ctx.resampled(("y", "c", "b"))
-    G = group_matrix(ctx.stats, r.table.keys["stratum"], [grouping])[0] if grouping is not None else None
-    return rates(r.apply(lambda b: confusion(b, side, len(ctx.stats.classes), G)))
+    """Every group rate of one model: (1+R, groups) per rate; overall (1+R,) when grouping is None. Computed
+    once per run: the group table, each criterion and its simultaneous intervals all read them."""
+
+    def compute() -> dict[str, np.ndarray]:
+        r = ctx.resampled(("y", "c", "b"))
+        G = group_matrix(ctx.stats, r.table.keys["stratum"], [grouping])[0] if grouping is not None else None
+        return rates(r.apply(lambda b: confusion(b, side, len(ctx.stats.classes), G)))
+
+    return ctx.once(("group_rates", grouping, side), compute)
 
 
 def fairness_values(
@@ -81,14 +86,18 @@ def fairness_values(
 
 
 def rate_family(
-    ctx: Context, sides: tuple[str, ...], grouping: tuple[int, ...], metric: str, keep: np.ndarray
+    ctx: Context,
+    sides: tuple[str, ...],
+    grouping: tuple[int, ...],
+    metric: str,
+    keep: np.ndarray,
+    counts: dict[str, np.ndarray],
 ) -> tuple[Any, Any]:
     """The metric's rates for every kept group (and model, for a comparison) as one family with simultaneous
     intervals, and the bounds the metric takes from them: (Family, Bounds)."""
     from mlops_gates.stats.simultaneous import Family, gap_bounds, widening_bounds
 
     base_rates, agg = M.split_fairness(metric)
-    _, counts = group_counts(ctx, grouping)
     columns: list[np.ndarray] = []
     floors: list[np.ndarray] = []
     parts: dict[str, list[slice]] = {}
@@ -277,7 +286,7 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
                 float(fairness_values(ctx, "b", grouping, t.metric, keep)[0]) if stats.has_baseline else None
             )
             check = Check(t.metric, gname, values[:1], n, t.op, t.value, t.severity, baseline=baseline)
-            check.simultaneous = rate_family(ctx, ("c",), grouping, t.metric, keep)
+            check.simultaneous = rate_family(ctx, ("c",), grouping, t.metric, keep, counts)
             check.note = "simultaneous intervals of the group rates (max-t)"
             checks.append(check)
     checks += _missing_groups(spec, ctx)

@@ -148,7 +148,7 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
                 check = _paired(m, c, b, int(counts["rows"][keep].sum()), grouping_name(ctx, grouping))
                 # "must not widen": bounds on the candidate's gap minus the baseline's, from simultaneous
                 # intervals of both models' group rates (paired: the same replicates)
-                check.simultaneous = rate_family(ctx, ("c", "b"), grouping, m.metric, keep)
+                check.simultaneous = rate_family(ctx, ("c", "b"), grouping, m.metric, keep, counts)
                 check.note = "; ".join(
                     x for x in (check.note, "simultaneous intervals of the group rates (max-t)") if x
                 )

@@ -246,28 +246,19 @@ def registry(tmp_path_factory):
         "environments": [{"name": "staging", "signers": [{"key": "k.pub"}]}],
     }
     write_policy(folder / "gates.yml", pol)
-    import sys
-
-    from mlops_gates import cli
-
-    argv = sys.argv
-    sys.argv = [
-        "mlops-gates",
-        "register",
-        "--policy",
-        str(folder / "gates.yml"),
-        "--model",
-        "churn",
-        str(model),
-        "--actor",
-        "ci",
-    ]
-    try:
-        cli.main()
-    except SystemExit as exc:
-        assert exc.code in (0, None)
-    finally:
-        sys.argv = argv
+    with pytest.MonkeyPatch.context() as mp:  # module-scoped: no function's monkeypatch to lend
+        code = cli_main(
+            mp,
+            "register",
+            "--policy",
+            str(folder / "gates.yml"),
+            "--model",
+            "churn",
+            str(model),
+            "--actor",
+            "ci",
+        )
+    assert code == 0
     return folder
 
 

@@ -56,8 +56,8 @@ def _cells(frame) -> np.ndarray:
     return y * 4 + c * 2 + b
 
 
-def test_weights_survive_shards_and_engines(tmp_path, monkeypatch):
-    """The per-cell sum of squared weights travels through DuckDB and the shard state like every sum."""
+def test_weights_spread_travels_through_duckdb_and_shard_state(tmp_path, monkeypatch):
+    """The per-cell sum of squared weights comes out of DuckDB's query and the shard state like every sum."""
     from mlops_gates import policy as P
     from mlops_gates.stats.collect import collect
 
@@ -73,6 +73,12 @@ def test_weights_survive_shards_and_engines(tmp_path, monkeypatch):
     np.testing.assert_allclose(a.cells.sums["w2"], b.cells.sums["w2"], rtol=1e-9)
     np.testing.assert_allclose(a.cells.sums["w2"].sum(), np.sum(frame["w"] ** 2), rtol=1e-9)
     assert json.dumps(sorted(a.cells.sums)) == json.dumps(sorted(b.cells.sums))
+    from mlops_gates.stats.state import merge
+    from tests.integration.test_shards import compute_shard
+
+    compute_shard(monkeypatch, tmp_path / "gates.yml", tmp_path / "eval.parquet", tmp_path / "s.json")
+    merged = merge([tmp_path / "s.json"], pol)
+    np.testing.assert_allclose(merged.cells.sums["w2"].sum(), np.sum(frame["w"] ** 2), rtol=1e-9)
 
 
 def test_many_small_slices_do_not_shrink_the_overall_interval(tmp_path):
