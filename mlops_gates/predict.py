@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlops_gates.data.reader import column_names, iter_batches, require_columns
+from mlops_gates.digest import hash_tree
 from mlops_gates.errors import GateError
 from mlops_gates.models.base import ModelSpec, Task, load, model_file
 from mlops_gates.policy import Dataset
@@ -54,15 +55,13 @@ def predict(
     expected: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Score every row of `data` with the model; write the scores to `out`; return timings."""
-    if expected is not None:  # the parent pinned this copy: check it once more, right before loading
-        from mlops_gates.models.pin import hash_tree
-
-        if hash_tree(spec.path) != expected:
-            raise GateError(
-                "model file changed after it was pinned",
-                where=str(spec.path),
-                hint="run again; keep the temp folder private",
-            )
+    # the parent pinned this copy: check it once more, right before loading
+    if expected is not None and hash_tree(spec.path) != expected:
+        raise GateError(
+            "model file changed after it was pinned",
+            where=str(spec.path),
+            hint="run again; keep the temp folder private",
+        )
     path = model_file(spec.path)
     t0 = time.perf_counter()
     adapter = load(spec, path, task)

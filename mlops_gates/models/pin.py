@@ -3,13 +3,13 @@ copy again right before loading, so the bytes judged are the bytes hashed and no
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlops_gates.digest import copy_hashing, hash_tree, root_digest
 from mlops_gates.errors import GateError
 
 
@@ -38,30 +38,6 @@ class Pinned:
             )
 
 
-def root_digest(files: dict[str, str]) -> str:
-    return (
-        "sha256:"
-        + hashlib.sha256("".join(f"{n}\0{d}\n" for n, d in sorted(files.items())).encode()).hexdigest()
-    )
-
-
-def _copy_hash(src: Path, dst: Path) -> str:
-    h = hashlib.sha256()
-    with src.open("rb") as fi, dst.open("wb") as fo:
-        for chunk in iter(lambda: fi.read(1 << 20), b""):
-            h.update(chunk)
-            fo.write(chunk)
-    return "sha256:" + h.hexdigest()
-
-
-def hash_tree(path: Path) -> dict[str, str]:
-    from mlops_gates.digest import sha256_file
-
-    if path.is_file():
-        return {path.name: sha256_file(path)}
-    return {p.relative_to(path).as_posix(): sha256_file(p) for p in sorted(path.rglob("*")) if p.is_file()}
-
-
 def pin(source: Path, workdir: Path | None = None) -> Pinned:
     """Copy `source` (a file or folder) into a private folder, hashing each byte as it is copied."""
     if not source.exists():
@@ -74,7 +50,7 @@ def pin(source: Path, workdir: Path | None = None) -> Pinned:
     os.chmod(base, 0o700)
     if source.is_file():
         dst = base / source.name
-        files = {source.name: _copy_hash(source, dst)}
+        files = {source.name: copy_hashing(source, dst)}
         return Pinned(source, dst, files[source.name], files)
     files = {}
     for p in sorted(source.rglob("*")):
@@ -89,7 +65,7 @@ def pin(source: Path, workdir: Path | None = None) -> Pinned:
             (base / rel).mkdir(parents=True, exist_ok=True)
         elif p.is_file():
             (base / rel).parent.mkdir(parents=True, exist_ok=True)
-            files[rel] = _copy_hash(p, base / rel)
+            files[rel] = copy_hashing(p, base / rel)
     if not files:
         raise GateError(
             "model folder is empty", where=str(source), hint="point at the folder holding the model's files"

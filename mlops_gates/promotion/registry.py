@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from mlops_gates.digest import folder_files, root_digest, sha256_file
 from mlops_gates.errors import ExitCode, GateError
 from mlops_gates.promotion.audit import Pointer
 from mlops_gates.promotion.ledger import Ledger
@@ -85,7 +86,6 @@ def describe(
     model: str, files: Path, signature: Path | None, decision: Path | None
 ) -> tuple[list[str], dict[str, Any]]:
     """A version's file list and version.json: root digest, each file's digest, its signatures' digests."""
-    from mlops_gates.digest import sha256_file
     from mlops_gates.signing.statements import manifest
 
     m = manifest(files, [str(p) for p in (signature, decision) if p is not None])
@@ -113,9 +113,6 @@ def already(stored: dict[str, Any], meta: dict[str, Any], where: str) -> None:
 
 def checked(meta: dict[str, Any], digest: str, local: Path, where: str, uri: str) -> Version:
     """A version whose local copy (files/, signatures) is exactly what version.json registered."""
-    from mlops_gates.digest import sha256_file
-    from mlops_gates.models.pin import root_digest
-
     files = meta.get("files")
     if not (
         isinstance(meta.get("model"), str)
@@ -125,11 +122,7 @@ def checked(meta: dict[str, Any], digest: str, local: Path, where: str, uri: str
         raise Tampered("version.json is not what mlops-gates writes", where=where)
     if meta.get("digest") != digest or root_digest(files) != digest:
         raise Tampered(f"version.json does not describe {digest}", where=where)
-    on_disk = {
-        p.relative_to(local / "files").as_posix(): sha256_file(p)
-        for p in sorted((local / "files").rglob("*"))
-        if p.is_file()
-    }
+    on_disk = folder_files(local / "files")
     if on_disk != meta["files"]:
         diff = sorted({n for n, _ in set(on_disk.items()) ^ set(meta["files"].items())})
         raise Tampered(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlops_gates.digest import folder_files, hex_of, root_digest, sha256_bytes
 from mlops_gates.errors import GateError
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -44,9 +45,7 @@ class Manifest:
     @property
     def root_digest(self) -> str:
         """Our root digest, which covers names too: sha256 over sorted 'name NUL sha256:digest LF' lines."""
-        from mlops_gates.models.pin import root_digest
-
-        return root_digest({n: f"sha256:{d}" for n, d in self.files.items()}).removeprefix("sha256:")
+        return hex_of(root_digest({n: f"sha256:{d}" for n, d in self.files.items()}))
 
     def statement(self) -> dict[str, Any]:
         return {
@@ -90,23 +89,8 @@ def manifest(model_dir: Path, ignore: list[str] | tuple[str, ...] = ()) -> Manif
             except ValueError:
                 pass
         ignored.add(Path(p).as_posix())
-    files: dict[str, str] = {}
-    for f in sorted(model_dir.rglob("*")):
-        rel = f.relative_to(model_dir).as_posix()
-        if _under(rel, ignored):
-            continue
-        if f.is_symlink():
-            raise GateError(
-                f"symbolic link in the model folder: {rel}",
-                where=str(model_dir),
-                hint="replace it with the file it points to",
-            )
-        if f.is_file():
-            h = hashlib.sha256()
-            with f.open("rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(chunk)
-            files[rel] = h.hexdigest()
+    found = folder_files(model_dir, skip=lambda rel: _under(rel, ignored))
+    files = {n: hex_of(d) for n, d in found.items()}
     if not files:
         raise GateError(
             "the model folder has no file to sign",
@@ -141,7 +125,7 @@ def decision_statement(rec: dict[str, Any], m: Manifest, model_statement: bytes)
             {"name": m.name, "digest": {"sha256": m.root_digest}},
             {
                 "name": "model-signing-statement",
-                "digest": {"sha256": hashlib.sha256(model_statement).hexdigest()},
+                "digest": {"sha256": hex_of(sha256_bytes(model_statement))},
             },
         ],
         "predicateType": DECISION_PREDICATE,

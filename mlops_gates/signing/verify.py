@@ -4,13 +4,13 @@ payload type, predicate type, and subjects equal to the digests of the files on 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlops_gates.digest import hex_of, sha256_bytes, sha256_file
 from mlops_gates.errors import GateError
 from mlops_gates.signing.envelope import VerificationFailed, load_public_key, read_bundle, verify_with_key
 from mlops_gates.signing.statements import (
@@ -240,7 +240,7 @@ def _verify(
         return out
     digest = str(path).removeprefix("sha256:") if str(path).startswith("sha256:") else None
     if digest is None and path.is_file():
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = hex_of(sha256_file(path))
     if digest is not None:  # any other in-toto statement: one of its subjects must be this artifact
         if not any(s_.get("digest", {}).get("sha256") == digest for s_ in st.get("subject", [])):
             raise VerificationFailed("subject", f"no subject of the statement is sha256:{digest}", where)
@@ -259,7 +259,7 @@ def _verify_decision(path: Path, signer: Signer, m: Manifest, model_payload: byt
         raise VerificationFailed(
             "decision predicate type", f"{st.get('predicateType')!r}, expected {DECISION_PREDICATE!r}", where
         )
-    want = {m.root_digest, hashlib.sha256(model_payload).hexdigest()}
+    want = {m.root_digest, hex_of(sha256_bytes(model_payload))}
     got = {s_.get("digest", {}).get("sha256") for s_ in st.get("subject", [])}
     if got != want:
         raise VerificationFailed(
