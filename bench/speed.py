@@ -131,12 +131,12 @@ def timed(code: str, folder: Path, python: str = sys.executable) -> tuple[float,
     return time.perf_counter() - t, usage.ru_maxrss / 1024
 
 
-EVALUATE = "from mlops_gates.evaluate import run; run('gates.yml', 'out')"
-EVALUATE_FEW = "from mlops_gates.evaluate import run; run('gates-100.yml', 'out-100')"
+EVALUATE = "import mlops_gates; mlops_gates.run('gates.yml', 'out')"
+EVALUATE_FEW = "import mlops_gates; mlops_gates.run('gates-100.yml', 'out-100')"
 HELP = "import io, sys; sys.stdout = io.StringIO(); sys.argv = ['mlops-gates', '--help']; from mlops_gates.cli import main; main()"
-EVALUATE_ARROW = "from mlops_gates.evaluate import run; run('gates.yml', 'out', engine='arrow')"
-DRIFT_RUN = "from mlops_gates.evaluate import run; run('drift.yml', 'out-drift')"
-INTEGRITY_RUN = "from mlops_gates.evaluate import run; run('integrity.yml', 'out-integrity')"
+EVALUATE_ARROW = "import mlops_gates; mlops_gates.run('gates.yml', 'out', engine='arrow')"
+DRIFT_RUN = "import mlops_gates; mlops_gates.run('drift.yml', 'out-drift')"
+INTEGRITY_RUN = "import mlops_gates; mlops_gates.run('integrity.yml', 'out-integrity')"
 READ = "import pyarrow.parquet as pq; pq.read_table('eval.parquet', columns=['y','cand','base','s1','s2'])"
 FAIRLEARN = """
 import pandas as pd, pyarrow.parquet as pq

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlops_gates.gates.base import Check, Context, GateResult, insufficient_status, judge, summarise
+from mlops_gates.gates.base import Context, GateResult, insufficient_status
 from mlops_gates.gates.common import class_sizes, delong_auc, metric_values, row_shares, scope_label, with_se
+from mlops_gates.gates.judge import Check, judge, summarise
 from mlops_gates.policy import GateSpec
 
 

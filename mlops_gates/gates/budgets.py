@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlops_gates.gates.base import Check, Context, GateResult, Status, judge, summarise
+from mlops_gates.gates.base import Context, GateResult, Status
+from mlops_gates.gates.judge import Check, judge, summarise
 from mlops_gates.policy import GateSpec
 
 MB = 1024 * 1024

@@ -3,49 +3,15 @@ labels, leakage, class balance) and drift against reference data and between the
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from mlops_gates.gates.base import Check, Context, GateResult, judge, summarise
+from mlops_gates.gates.base import Context, GateResult
+from mlops_gates.gates.judge import Check, judge, summarise
 from mlops_gates.policy import GateSpec
-from mlops_gates.stats.integrity import Drift
-
-SMOOTH = 1e-4  # added to empty bins so PSI stays finite
-
-
-def psi(ref: np.ndarray, cur: np.ndarray) -> float:
-    p = ref / max(ref.sum(), 1) + SMOOTH
-    q = cur / max(cur.sum(), 1) + SMOOTH
-    p, q = p / p.sum(), q / q.sum()
-    return float(((q - p) * np.log(q / p)).sum())
-
-
-def ks(ref: np.ndarray, cur: np.ndarray) -> float:
-    return float(np.max(np.abs(np.cumsum(ref) / max(ref.sum(), 1) - np.cumsum(cur) / max(cur.sum(), 1))))
-
-
-def js(ref: np.ndarray, cur: np.ndarray) -> float:
-    """Jensen-Shannon distance, base 2 (0 = same distribution, 1 = disjoint)."""
-    from scipy.special import rel_entr
-
-    p, q = ref / ref.sum(), cur / cur.sum()
-    m = (p + q) / 2
-    return float(np.sqrt(max(0.0, (rel_entr(p, m).sum() + rel_entr(q, m).sum()) / 2 / np.log(2))))
-
-
-def chi2_p(ref: np.ndarray, cur: np.ndarray) -> float:
-    """p-value of the chi-squared test that both sets share one distribution over the categories (Yates'
-    correction on a 2x2 table). scipy.special, not scipy.stats: the latter costs 2 s of import."""
-    from scipy.special import chdtrc
-
-    keep = (ref + cur) > 0
-    if keep.sum() < 2:
-        return 1.0
-    obs = np.vstack([ref[keep], cur[keep]]).astype(np.float64)
-    exp = obs.sum(axis=1, keepdims=True) * obs.sum(axis=0, keepdims=True) / obs.sum()
-    dof = obs.shape[1] - 1
-    if dof == 1:  # Yates: move each count half a unit towards its expectation
-        obs = obs + np.sign(exp - obs) * np.minimum(0.5, np.abs(exp - obs))
-    return float(chdtrc(dof, ((obs - exp) ** 2 / exp).sum()))
+from mlops_gates.stats.drift import chi2_p, js, ks, psi
+from mlops_gates.stats.integrity import Drift, IntegrityStats
 
 
 def _fact(
@@ -113,82 +79,88 @@ def _prediction_drift(ctx: Context, cfg: dict, sev: str) -> list[Check]:
     return out
 
 
-def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
-    cfg, sev = spec.config, spec.severity
-    facts = ctx.stats.integrity
-    assert facts is not None
+def _contract(facts: IntegrityStats, cfg: dict[str, Any], sev: str) -> list[Check]:
+    """Each violation found, and each contract rule that held (so the record shows what was checked)."""
     n = facts.rows
-    tests: list[Check] = []
-    for v in facts.violations:
-        tests.append(
-            _fact(
-                "contract_violations",
-                f"{v['column']}: {v['check']}",
-                v["count"],
-                n,
-                "<=",
-                0,
-                sev,
-                note=v["detail"],
-            )
+    tests = [
+        _fact(
+            "contract_violations",
+            f"{v['column']}: {v['check']}",
+            v["count"],
+            n,
+            "<=",
+            0,
+            sev,
+            note=v["detail"],
         )
+        for v in facts.violations
+    ]
     for col, rule in cfg.get("contract", {}).items():
         if not any(v["column"] == col for v in facts.violations):
             tests.append(
                 _fact("contract_violations", f"{col}: {', '.join(rule) or 'present'}", 0, n, "<=", 0, sev)
             )
+    return tests
+
+
+def _row_facts(facts: IntegrityStats, cfg: dict[str, Any], sev: str) -> list[Check]:
+    """Shares of rows: missing values per feature, duplicates, conflicting labels, rows seen in training."""
+    n = facts.rows
+    tests = []
     if "max_missing_rate" in cfg:
         for col in facts.features:
             tests.append(
                 _fact("missing_rate", col, facts.missing[col] / n, n, "<=", cfg["max_missing_rate"], sev)
             )
-    if "max_duplicate_rate" in cfg:
-        tests.append(
-            _fact(
-                "duplicate_rate",
-                "rows",
-                facts.duplicates / n,
-                n,
-                "<=",
-                cfg["max_duplicate_rate"],
-                sev,
-                note=f"{facts.duplicates} duplicate rows",
-            )
-        )
-    if "max_conflicting_label_rate" in cfg:
-        tests.append(
-            _fact(
-                "conflicting_label_rate",
-                "rows",
-                facts.conflicts / n,
-                n,
-                "<=",
-                cfg["max_conflicting_label_rate"],
-                sev,
-                note=f"{facts.conflicts} rows share features with a row of another label",
-            )
-        )
-    if "max_leakage_rate" in cfg and facts.leakage is not None:
-        tests.append(
-            _fact(
-                "leakage_rate",
-                "rows also in training data",
-                facts.leakage / n,
-                n,
-                "<=",
-                cfg["max_leakage_rate"],
-                sev,
-                note=f"{facts.leakage} evaluation rows appear in the training data",
-            )
-        )
-    if "min_class_rate" in cfg:
-        t = ctx.stats.cells.groupby(("y",)) if ctx.stats.task != "regression" else None
-        if t is not None:
-            counts = np.bincount(t.keys["y"], weights=t.n, minlength=len(ctx.stats.classes))
-            for k, cls in enumerate(ctx.stats.classes):
-                tests.append(
-                    _fact("class_rate", f"label={cls}", counts[k] / n, n, ">=", cfg["min_class_rate"], sev)
-                )
+    rows = (
+        (
+            "duplicate_rate",
+            "rows",
+            facts.duplicates,
+            "max_duplicate_rate",
+            f"{facts.duplicates} duplicate rows",
+        ),
+        (
+            "conflicting_label_rate",
+            "rows",
+            facts.conflicts,
+            "max_conflicting_label_rate",
+            f"{facts.conflicts} rows share features with a row of another label",
+        ),
+        (
+            "leakage_rate",
+            "rows also in training data",
+            facts.leakage,
+            "max_leakage_rate",
+            f"{facts.leakage} evaluation rows appear in the training data",
+        ),
+    )
+    for metric, scope, count, key, note in rows:
+        if key not in cfg or (count is None and key == "max_leakage_rate"):
+            continue  # leakage is counted only when there is training data
+        if count is None:
+            raise ValueError(f"{metric} was not counted")  # the gate is ERROR, never a silent pass
+        tests.append(_fact(metric, scope, count / n, n, "<=", cfg[key], sev, note=note))
+    return tests
+
+
+def _class_rates(ctx: Context, cfg: dict[str, Any], sev: str) -> list[Check]:
+    if "min_class_rate" not in cfg or ctx.stats.task == "regression":
+        return []
+    n = ctx.stats.integrity.rows
+    t = ctx.stats.cells.groupby(("y",))
+    counts = np.bincount(t.keys["y"], weights=t.n, minlength=len(ctx.stats.classes))
+    return [
+        _fact("class_rate", f"label={cls}", counts[k] / n, n, ">=", cfg["min_class_rate"], sev)
+        for k, cls in enumerate(ctx.stats.classes)
+    ]
+
+
+def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
+    cfg, sev = spec.config, spec.severity
+    facts = ctx.stats.integrity
+    assert facts is not None
+    tests = _contract(facts, cfg, sev) + _row_facts(facts, cfg, sev) + _class_rates(ctx, cfg, sev)
     for name, d in facts.drift.items():
         tests += _drift_tests(name, d, cfg.get("drift", {}), sev)
     if "prediction_drift" in cfg:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from mlops_gates.errors import GateError
-from mlops_gates.gates import accuracy, budgets, deepchecks_gate, fairness, integrity, regression, safety
+from mlops_gates.gates import accuracy, budgets, fairness, integrity, regression, safety
 from mlops_gates.gates.base import Context, GateFn, GateResult, Status
+from mlops_gates.gates.deepchecks import gate as deepchecks
 from mlops_gates.policy import GateSpec
 
 GATES: dict[str, GateFn] = {
@@ -14,7 +15,7 @@ GATES: dict[str, GateFn] = {
     "regression": regression.evaluate,
     "safety": safety.evaluate,
     "budgets": budgets.evaluate,
-    "deepchecks": deepchecks_gate.evaluate,
+    "deepchecks": deepchecks.evaluate,
 }
 
 

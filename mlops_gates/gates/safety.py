@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mlops_gates.gates.base import Check, Context, GateResult, Status, judge, summarise
+from mlops_gates.gates.base import Context, GateResult, Status
+from mlops_gates.gates.judge import Check, judge, summarise
 from mlops_gates.models.scan import scan
 from mlops_gates.policy import GateSpec
 

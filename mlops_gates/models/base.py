@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -12,19 +11,6 @@ import pyarrow as pa
 
 from mlops_gates.errors import GateError
 from mlops_gates.models import FORMATS
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    path: Path
-    format: str = "auto"
-    trust: str | None = None  # "pickle": allow pickle/joblib files (never on a fork's pull request)
-    model_class: str | None = None  # "package.module:Class", for weights-only formats
-    init: dict[str, Any] = field(default_factory=dict, hash=False)
-    features: tuple[str, ...] | None = None
-    device: str = "cpu"
-    batch_size: int = 4096
-    output: str = "auto"  # auto | probabilities | logits (torch classifiers)
 
 
 @dataclass(frozen=True)
@@ -86,43 +72,3 @@ def model_file(path: Path) -> Path:
             hint="point at the model file itself",
         )
     return found[0]
-
-
-def untrusted_source(env: dict[str, str] | None = None) -> str | None:
-    """Why this run must not load pickles: a pull request from a fork, or MLOPS_GATES_UNTRUSTED set."""
-    from mlops_gates.platforms.base import load_event
-
-    e = dict(os.environ if env is None else env)
-    if e.get("MLOPS_GATES_UNTRUSTED", "").lower() in ("1", "true", "yes"):
-        return "MLOPS_GATES_UNTRUSTED is set"
-    if e.get("GITHUB_ACTIONS") == "true":
-        event = load_event(e.get("GITHUB_EVENT_PATH"))
-        pr = event.get("pull_request") or {}
-        head, base = (pr.get("head") or {}).get("repo") or {}, (pr.get("base") or {}).get("repo") or {}
-        if pr and (head.get("fork") or head.get("full_name") != base.get("full_name")):
-            return "this is a pull request from a fork"
-        run = event.get("workflow_run") or {}
-        if run and (run.get("head_repository") or {}).get("full_name") != (event.get("repository") or {}).get(
-            "full_name"
-        ):
-            return "this run is about a fork's code"
-    if e.get("GITLAB_CI") == "true":
-        src, tgt = (
-            e.get("CI_MERGE_REQUEST_SOURCE_PROJECT_ID"),
-            e.get("CI_MERGE_REQUEST_PROJECT_ID") or e.get("CI_PROJECT_ID"),
-        )
-        if src and tgt and src != tgt:
-            return "this is a merge request from a fork"
-    return None
-
-
-def load(spec: ModelSpec, path: Path, task: Task) -> Adapter:
-    """Load the pinned file with the adapter its format needs; refuses anything unsafe, with the reason."""
-    fmt = detect_format(path) if spec.format == "auto" else spec.format
-    if fmt in ("skops", "pickle", "joblib"):
-        from mlops_gates.models.sklearn_adapter import load_sklearn
-
-        return load_sklearn(spec, path, fmt, task)
-    from mlops_gates.models.torch_adapter import load_torch
-
-    return load_torch(spec, path, fmt, task)

@@ -81,162 +81,210 @@ def walk(data: bytes, *, joblib: bool = False) -> Walk:
 
 
 def _one(stream: io.BytesIO, out: Walk, joblib: bool, size: int) -> None:
-    stack: list[Any] = []
-    metastack: list[list[Any]] = []
-    memo: dict[int, Any] = {}
-    protocol = 0
-    frame_end = 0  # the unpickler reads opcodes from a frame's buffer; joblib reads arrays from the file
-
-    def pop_mark() -> list[Any]:
-        nonlocal stack
-        if not metastack:
-            raise Unsafe("MARK expected on the stack")
-        items, stack = stack, metastack.pop()
-        return items
-
-    def pop() -> Any:
-        if not stack:
-            raise Unsafe("the stack is empty")
-        return stack.pop()
-
-    def check_global(g: Global) -> Global:
-        if protocol < 3:  # the unpickler maps Python 2 names (fix_imports): judge what it will import
-            pair = (g.module, g.name)
-            pair = _compat_pickle.NAME_MAPPING.get(pair, pair)
-            g = Global(_compat_pickle.IMPORT_MAPPING.get(pair[0], pair[0]), pair[1])
-        out.globals.append(str(g))
-        if not allowed(g.module, g.name, joblib=joblib):
-            out.refused.append(str(g))
-        return g
-
-    def call(target: Any, op: str, args: Any = None) -> Made:
-        if not isinstance(target, Global):
-            raise Unsafe(f"{op} calls a value that is not an imported global")
-        return Made(target, args)
-
+    """Walk one pickle stream, from where `stream` stands to its STOP."""
+    machine = _Machine(stream, out, joblib, size)
     try:
-        ops = pickletools.genops(stream)
-        for op, arg_, pos_ in ops:
-            name, arg, pos = op.name, cast(Any, arg_), cast(int, pos_)
-            if name == "PROTO":
-                if not 0 <= arg <= HIGHEST_PROTOCOL:
-                    raise Unsafe(f"unknown pickle protocol {arg} at byte {pos}")
-                protocol = arg
-            elif name == "FRAME":
-                frame_end = pos + 9 + int(arg)
-            elif name == "STOP":
-                pop()
-                if stack or metastack:
-                    raise Unsafe(f"STOP at byte {pos} leaves values on the stack")
-                out.pickles += 1
+        for op, arg, pos in pickletools.genops(stream):
+            if machine.step(op, cast(Any, arg), cast(int, pos)):
                 return
-            elif name == "MARK":
-                metastack.append(stack)
-                stack = []
-            elif name == "POP":
-                if stack:
-                    stack.pop()
-                else:
-                    pop_mark()
-            elif name == "POP_MARK":
-                pop_mark()
-            elif name == "DUP":
-                if not stack:
-                    raise Unsafe("DUP of an empty stack")
-                stack.append(stack[-1])
-            elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-                if not stack:
-                    raise Unsafe("PUT of an empty stack")
-                memo[int(arg)] = stack[-1]
-            elif name == "MEMOIZE":
-                if not stack:
-                    raise Unsafe("MEMOIZE of an empty stack")
-                memo[len(memo)] = stack[-1]
-            elif name in ("GET", "BINGET", "LONG_BINGET"):
-                if int(arg) not in memo:
-                    raise Unsafe(f"memo slot {arg} read before it was written (byte {pos})")
-                stack.append(memo[int(arg)])
-            elif name in ("GLOBAL", "INST"):
-                module, _, attr = str(arg).partition(" ")
-                g = check_global(Global(module, attr))
-                if name == "INST":
-                    g = call(g, name, pop_mark())  # type: ignore[assignment]
-                stack.append(g)
-            elif name == "STACK_GLOBAL":
-                attr, module = pop(), pop()
-                if not (isinstance(module, str) and isinstance(attr, str)):
-                    raise Unsafe(f"STACK_GLOBAL at byte {pos} imports a name the file computed")
-                stack.append(check_global(Global(module, attr)))
-            elif name in ("EXT1", "EXT2", "EXT4"):
-                exc = Unsafe(f"{name} at byte {pos} imports through the copyreg extension registry")
-                exc.imports = True
-                raise exc
-            elif name == "REDUCE" or name == "NEWOBJ":
-                args = pop()
-                stack.append(call(pop(), name, args))
-            elif name == "NEWOBJ_EX":
-                _kwargs, args = pop(), pop()
-                stack.append(call(pop(), name, args))
-            elif name == "OBJ":
-                items = pop_mark()
-                if not items:
-                    raise Unsafe(f"OBJ at byte {pos} without a class")
-                made = call(items[0], name, items[1:])
-                stack.append(made)
-            elif name == "BUILD":
-                state = pop()
-                if not stack or not isinstance(stack[-1], Made):
-                    raise Unsafe(f"BUILD at byte {pos} sets the state of something no call made")
-                stack[-1].state = state
-                if joblib and stack[-1].by == Global(*JOBLIB_ARRAY):
-                    if stream.tell() < frame_end:
-                        raise Unsafe(f"a joblib array at byte {pos} inside a pickle frame")
-                    stack[-1] = _skip_joblib_array(stack[-1], stream, out, size)
-            elif name in ("PERSID", "BINPERSID"):
-                if name == "BINPERSID":
-                    pop()
-                stack.append(Made(Global("<persistent>", "load")))
-            elif name in ("NEXT_BUFFER", "READONLY_BUFFER"):
-                if name == "READONLY_BUFFER":
-                    pop()
-                stack.append(Made(Global("<buffer>", "out-of-band")))
-            elif name in _CONST:
-                stack.append(_CONST[name](arg))
-            elif name in ("EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET"):
-                stack.append({"EMPTY_LIST": [], "EMPTY_DICT": {}, "EMPTY_SET": []}[name])
-            elif name == "EMPTY_TUPLE":
-                stack.append(())
-            elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
-                n = int(name[-1])
-                if len(stack) < n:
-                    raise Unsafe(f"{name} needs {n} values")
-                items = stack[-n:]
-                del stack[-n:]
-                stack.append(tuple(items))
-            elif name in ("TUPLE", "LIST", "FROZENSET", "DICT"):
-                items = pop_mark()  # rebinds `stack`: take the items before pushing
-                stack.append(tuple(items) if name == "TUPLE" else _pairs(items) if name == "DICT" else items)
-            elif name == "APPEND":
-                value = pop()
-                _extend(stack, [value])
-            elif name in ("APPENDS", "ADDITEMS"):
-                items = pop_mark()
-                _extend(stack, items)
-            elif name == "SETITEM":
-                value, key = pop(), pop()
-                _update(stack, [key, value])
-            elif name == "SETITEMS":
-                items = pop_mark()
-                _update(stack, items)
-            elif op.stack_before == [] and len(op.stack_after) == 1:
-                stack.append(arg)  # a constant: int, float, string, bytes
-            else:
-                raise Unsafe(f"opcode {name} at byte {pos} is not understood")
     except Unsafe:
         raise
     except ValueError as exc:  # genops: truncated stream, unknown opcode, bad argument
         raise Unsafe(f"not a complete pickle stream ({exc})") from None
     raise Unsafe("the stream ends before STOP")
+
+
+class _Machine:
+    """The unpickler's state (stack, mark stack, memo, protocol, frame) with values that are never built:
+    imports become Global, calls become Made. Each opcode family is one method; anything else is refused."""
+
+    def __init__(self, stream: io.BytesIO, out: Walk, joblib: bool, size: int) -> None:
+        self.stream, self.out, self.joblib, self.size = stream, out, joblib, size
+        self.stack: list[Any] = []
+        self.metastack: list[list[Any]] = []
+        self.memo: dict[int, Any] = {}
+        self.protocol = 0
+        self.frame_end = (
+            0  # the unpickler reads opcodes from a frame's buffer; joblib reads arrays from the file
+        )
+
+    def pop_mark(self) -> list[Any]:
+        if not self.metastack:
+            raise Unsafe("MARK expected on the stack")
+        items, self.stack = self.stack, self.metastack.pop()
+        return items
+
+    def pop(self) -> Any:
+        if not self.stack:
+            raise Unsafe("the stack is empty")
+        return self.stack.pop()
+
+    def check_global(self, g: Global) -> Global:
+        if self.protocol < 3:  # the unpickler maps Python 2 names (fix_imports): judge what it will import
+            pair = (g.module, g.name)
+            pair = _compat_pickle.NAME_MAPPING.get(pair, pair)
+            g = Global(_compat_pickle.IMPORT_MAPPING.get(pair[0], pair[0]), pair[1])
+        self.out.globals.append(str(g))
+        if not allowed(g.module, g.name, joblib=self.joblib):
+            self.out.refused.append(str(g))
+        return g
+
+    @staticmethod
+    def call(target: Any, op: str, args: Any = None) -> Made:
+        if not isinstance(target, Global):
+            raise Unsafe(f"{op} calls a value that is not an imported global")
+        return Made(target, args)
+
+    def step(self, op: pickletools.OpcodeInfo, arg: Any, pos: int) -> bool:
+        """Apply one opcode; True at the stream's STOP."""
+        name = op.name
+        if name == "STOP":
+            self.pop()
+            if self.stack or self.metastack:
+                raise Unsafe(f"STOP at byte {pos} leaves values on the stack")
+            self.out.pickles += 1
+            return True
+        for family in (self._control, self._memo, self._imports, self._calls, self._containers):
+            if family(name, arg, pos):
+                return False
+        if op.stack_before == [] and len(op.stack_after) == 1:
+            self.stack.append(arg)  # a constant: int, float, string, bytes
+            return False
+        raise Unsafe(f"opcode {name} at byte {pos} is not understood")
+
+    def _control(self, name: str, arg: Any, pos: int) -> bool:
+        stack = self.stack
+        if name == "PROTO":
+            if not 0 <= arg <= HIGHEST_PROTOCOL:
+                raise Unsafe(f"unknown pickle protocol {arg} at byte {pos}")
+            self.protocol = arg
+        elif name == "FRAME":
+            self.frame_end = pos + 9 + int(arg)
+        elif name == "MARK":
+            self.metastack.append(stack)
+            self.stack = []
+        elif name == "POP":
+            if stack:
+                stack.pop()
+            else:
+                self.pop_mark()
+        elif name == "POP_MARK":
+            self.pop_mark()
+        elif name == "DUP":
+            if not stack:
+                raise Unsafe("DUP of an empty stack")
+            stack.append(stack[-1])
+        else:
+            return False
+        return True
+
+    def _memo(self, name: str, arg: Any, pos: int) -> bool:
+        stack, memo = self.stack, self.memo
+        if name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            if not stack:
+                raise Unsafe("PUT of an empty stack")
+            memo[int(arg)] = stack[-1]
+        elif name == "MEMOIZE":
+            if not stack:
+                raise Unsafe("MEMOIZE of an empty stack")
+            memo[len(memo)] = stack[-1]
+        elif name in ("GET", "BINGET", "LONG_BINGET"):
+            if int(arg) not in memo:
+                raise Unsafe(f"memo slot {arg} read before it was written (byte {pos})")
+            stack.append(memo[int(arg)])
+        else:
+            return False
+        return True
+
+    def _imports(self, name: str, arg: Any, pos: int) -> bool:
+        if name in ("GLOBAL", "INST"):
+            module, _, attr = str(arg).partition(" ")
+            g: Global | Made = self.check_global(Global(module, attr))
+            if name == "INST":
+                g = self.call(g, name, self.pop_mark())
+            self.stack.append(g)
+        elif name == "STACK_GLOBAL":
+            attr, module = self.pop(), self.pop()
+            if not (isinstance(module, str) and isinstance(attr, str)):
+                raise Unsafe(f"STACK_GLOBAL at byte {pos} imports a name the file computed")
+            self.stack.append(self.check_global(Global(module, attr)))
+        elif name in ("EXT1", "EXT2", "EXT4"):
+            exc = Unsafe(f"{name} at byte {pos} imports through the copyreg extension registry")
+            exc.imports = True
+            raise exc
+        else:
+            return False
+        return True
+
+    def _calls(self, name: str, arg: Any, pos: int) -> bool:
+        pop = self.pop
+        if name == "REDUCE" or name == "NEWOBJ":
+            args = pop()
+            self.stack.append(self.call(pop(), name, args))
+        elif name == "NEWOBJ_EX":
+            _kwargs, args = pop(), pop()
+            self.stack.append(self.call(pop(), name, args))
+        elif name == "OBJ":
+            items = self.pop_mark()
+            if not items:
+                raise Unsafe(f"OBJ at byte {pos} without a class")
+            self.stack.append(self.call(items[0], name, items[1:]))
+        elif name == "BUILD":
+            self._build(pos)
+        elif name in ("PERSID", "BINPERSID"):
+            if name == "BINPERSID":
+                pop()
+            self.stack.append(Made(Global("<persistent>", "load")))
+        elif name in ("NEXT_BUFFER", "READONLY_BUFFER"):
+            if name == "READONLY_BUFFER":
+                pop()
+            self.stack.append(Made(Global("<buffer>", "out-of-band")))
+        else:
+            return False
+        return True
+
+    def _build(self, pos: int) -> None:
+        state = self.pop()
+        stack = self.stack
+        if not stack or not isinstance(stack[-1], Made):
+            raise Unsafe(f"BUILD at byte {pos} sets the state of something no call made")
+        stack[-1].state = state
+        if self.joblib and stack[-1].by == Global(*JOBLIB_ARRAY):
+            if self.stream.tell() < self.frame_end:
+                raise Unsafe(f"a joblib array at byte {pos} inside a pickle frame")
+            stack[-1] = _skip_joblib_array(stack[-1], self.stream, self.out, self.size)
+
+    def _containers(self, name: str, arg: Any, pos: int) -> bool:
+        if name in _CONST:
+            self.stack.append(_CONST[name](arg))
+        elif name in ("EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET"):
+            self.stack.append({"EMPTY_LIST": [], "EMPTY_DICT": {}, "EMPTY_SET": []}[name])
+        elif name == "EMPTY_TUPLE":
+            self.stack.append(())
+        elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
+            n = int(name[-1])
+            if len(self.stack) < n:
+                raise Unsafe(f"{name} needs {n} values")
+            items = self.stack[-n:]
+            del self.stack[-n:]
+            self.stack.append(tuple(items))
+        elif name in ("TUPLE", "LIST", "FROZENSET", "DICT"):
+            items = self.pop_mark()  # rebinds the stack: take the items before pushing
+            self.stack.append(tuple(items) if name == "TUPLE" else _pairs(items) if name == "DICT" else items)
+        elif name == "APPEND":
+            _extend(self.stack, [self.pop()])
+        elif name in ("APPENDS", "ADDITEMS"):
+            items = self.pop_mark()  # rebinds the stack: take the items first
+            _extend(self.stack, items)
+        elif name == "SETITEM":
+            value, key = self.pop(), self.pop()
+            _update(self.stack, [key, value])
+        elif name == "SETITEMS":
+            items = self.pop_mark()
+            _update(self.stack, items)
+        else:
+            return False
+        return True
 
 
 def _importable(dotted: str) -> bool:

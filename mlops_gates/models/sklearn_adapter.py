@@ -12,8 +12,10 @@ import pyarrow as pa
 
 from mlops_gates.errors import GateError
 from mlops_gates.models.allowlist import allowed_dotted
-from mlops_gates.models.base import ModelSpec, Task, untrusted_source
+from mlops_gates.models.base import Task
 from mlops_gates.models.scan import scan_file
+from mlops_gates.platforms.ci import untrusted_reason
+from mlops_gates.policy import ModelSpec
 
 
 def _load_skops(path: Path) -> Any:
@@ -49,7 +51,7 @@ def _load_pickle(spec: ModelSpec, path: Path, fmt: str) -> Any:
             where=str(path),
             hint="save the model with skops (.skops), or set trust: pickle for this model if you trust its source",
         )
-    why = untrusted_source()
+    why = untrusted_reason()
     if why:
         raise GateError(
             f"refused: {fmt} files never load when {why}",

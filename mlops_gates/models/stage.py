@@ -16,8 +16,8 @@ from mlops_gates.data.reader import column_names, read_table
 from mlops_gates.errors import GateError
 from mlops_gates.models.base import Task
 from mlops_gates.models.pin import Pinned, pin
+from mlops_gates.models.predict import Run, output_columns, run_child
 from mlops_gates.policy import Dataset, ModelColumns, Policy
-from mlops_gates.predict import Run, output_columns, run_child
 
 
 @dataclass

@@ -14,7 +14,8 @@ import numpy as np
 import pyarrow as pa
 
 from mlops_gates.errors import GateError
-from mlops_gates.models.base import ModelSpec, Task
+from mlops_gates.models.base import Task
+from mlops_gates.policy import ModelSpec
 
 CPU_GPU_TOLERANCE = 1e-4  # largest difference in a probability between a CPU and a CUDA run, float32
 

@@ -71,15 +71,3 @@ def load_event(path: str | None) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def platform_actor(env: dict[str, str]) -> tuple[str, str | None] | None:
-    """In CI, the platform's word on who is acting: (platform, login). None outside CI.
-
-    GitHub: the person who triggered this run (GITHUB_TRIGGERING_ACTOR, which differs from GITHUB_ACTOR on a
-    re-run), else GITHUB_ACTOR; GitLab: GITLAB_USER_LOGIN."""
-    if env.get("GITHUB_ACTIONS") == "true":
-        return "GitHub", env.get("GITHUB_TRIGGERING_ACTOR") or env.get("GITHUB_ACTOR") or None
-    if env.get("GITLAB_CI") == "true":
-        return "GitLab", env.get("GITLAB_USER_LOGIN") or None
-    return None

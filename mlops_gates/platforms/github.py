@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import os
 import sys
+import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlops_gates.errors import GateError, PublishError, RemoteError
 from mlops_gates.platforms.base import Published, load_event, status_lines
-from mlops_gates.platforms.http import Http, PublishError
+from mlops_gates.platforms.http import Http
 from mlops_gates.report.markdown import LIMIT, MARKER, fit
 
 BOT = "github-actions[bot]"  # who GITHUB_TOKEN's comments are by; GET /user is closed to that token
@@ -25,6 +28,102 @@ def escape_property(s: str) -> str:
     return escape_data(s).replace(":", "%3A").replace(",", "%2C")
 
 
+# ---------------------------------------------------------------- facts of a GitHub Actions run
+NAME = "github"
+TOKEN_ENV = "GITHUB_TOKEN"
+NO_ID_TOKEN = (
+    "give the job `permissions: id-token: write`; a pull request from a fork gets no identity token, so sign "
+    "in a workflow that runs on push, release or workflow_run, or sign with --key"
+)
+
+
+def here(env: Mapping[str, str]) -> bool:
+    return env.get("GITHUB_ACTIONS") == "true"
+
+
+def context(env: Mapping[str, str]) -> dict[str, Any]:
+    """Where this run happened; on a pull request, its head commit and author (not the merge commit's)."""
+    server = env.get("GITHUB_SERVER_URL", "https://github.com")
+    repo = env.get("GITHUB_REPOSITORY")
+    pr = load_event(env.get("GITHUB_EVENT_PATH")).get("pull_request") or {}
+    return {
+        "platform": NAME,
+        "repository": repo,
+        "commit": (pr.get("head") or {}).get("sha") or env.get("GITHUB_SHA"),
+        "ref": env.get("GITHUB_REF"),
+        "pull_request": pr.get("number"),
+        "run_url": f"{server}/{repo}/actions/runs/{env['GITHUB_RUN_ID']}"
+        if repo and env.get("GITHUB_RUN_ID")
+        else None,
+        "actor": env.get("GITHUB_ACTOR"),  # who ran it
+        "author": (pr.get("user") or {}).get("login") or env.get("GITHUB_ACTOR"),  # whose change it is
+    }
+
+
+def untrusted(env: Mapping[str, str]) -> str | None:
+    """Why this run is about someone else's code: a pull request from a fork, or a workflow_run of one."""
+    event = load_event(env.get("GITHUB_EVENT_PATH"))
+    pr = event.get("pull_request") or {}
+    head, base = (pr.get("head") or {}).get("repo") or {}, (pr.get("base") or {}).get("repo") or {}
+    if pr and (head.get("fork") or head.get("full_name") != base.get("full_name")):
+        return "this is a pull request from a fork"
+    run = event.get("workflow_run") or {}
+    if run and (run.get("head_repository") or {}).get("full_name") != (event.get("repository") or {}).get(
+        "full_name"
+    ):
+        return "this run is about a fork's code"
+    return None
+
+
+def actor(env: Mapping[str, str]) -> str | None:
+    """Who triggered this run (GITHUB_TRIGGERING_ACTOR differs from GITHUB_ACTOR on a re-run)."""
+    return env.get("GITHUB_TRIGGERING_ACTOR") or env.get("GITHUB_ACTOR") or None
+
+
+def identity_token(env: Mapping[str, str]) -> str | None:
+    """An OIDC token for Sigstore from the Actions token endpoint (id-token: write); None without one."""
+    url, request = env.get("ACTIONS_ID_TOKEN_REQUEST_URL"), env.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+    if not (url and request):
+        return None
+    http = Http(url, {"Authorization": f"Bearer {request}"}, secrets=(request,), retries=2)
+    try:
+        value = http.request("GET", f"{url}&audience=sigstore" if "?" in url else f"{url}?audience=sigstore")
+        token = (value.json() or {}).get("value")
+    except (RemoteError, ValueError) as exc:
+        raise GateError(
+            f"GitHub Actions did not give an identity token: {getattr(exc, 'message', exc)}", hint=NO_ID_TOKEN
+        ) from None
+    if not token:
+        raise GateError("GitHub Actions answered without an identity token", hint=NO_ID_TOKEN)
+    return str(token)
+
+
+def no_identity_token(env: Mapping[str, str]) -> GateError:
+    fork = env.get("GITHUB_EVENT_NAME", "").startswith("pull_request")
+    return GateError(
+        "no identity token for keyless signing"
+        + (" (this looks like a pull request, which may come from a fork)" if fork else ""),
+        hint=NO_ID_TOKEN,
+    )
+
+
+def is_member(env: Mapping[str, str], token: str, team: str, user: str) -> bool:
+    """Is `user` an active member of the team "org/slug"? (the token needs read:org)."""
+    org, _, slug = team.partition("/")
+    http = Http(
+        env.get("GITHUB_API_URL", "https://api.github.com"),
+        {"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json"},
+        secrets=(token,),
+        retries=2,
+    )
+    q = urllib.parse.quote
+    r = http.request(
+        "GET", f"/orgs/{q(org)}/teams/{q(slug)}/memberships/{q(user)}", ok=lambda r: r.status in (200, 404)
+    )
+    return r.status == 200 and (r.json() or {}).get("state") == "active"
+
+
+# ---------------------------------------------------------------- the publishing driver
 @dataclass
 class GitHub:
     env: dict[str, str] = field(repr=False)
@@ -53,6 +152,7 @@ class GitHub:
                 },
                 secrets=(token,),
             )
+        self.http.error = PublishError  # a failure here is a publishing failure (exit 4 with --strict)
 
     # -------------------------------------------------------------- what the record is about
     def subject(self, rec: dict[str, Any]) -> tuple[str, int | None]:

@@ -3,17 +3,18 @@ and for later jobs (dotenv). Works with self-managed GitLab (CI_API_V4_URL)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops_gates.escape import one_line
+from mlops_gates.errors import GateError, PublishError
 from mlops_gates.platforms.base import Published, status_lines
-from mlops_gates.platforms.http import Http, PublishError, Response
+from mlops_gates.platforms.http import Http, Response
+from mlops_gates.report.code_quality import code_quality
 from mlops_gates.report.markdown import MARKER, fit
 
 NOTE_LIMIT = 1_000_000  # GitLab's limit on a note's body, in characters
@@ -23,26 +24,6 @@ NO_JOB_TOKEN = (
     "access token with the 'api' scope (role Reporter or higher; Developer for statuses), store it as a masked "
     "CI/CD variable named GITLAB_TOKEN, or name another with --token-env"
 )
-
-
-def code_quality(rec: dict[str, Any]) -> list[dict[str, Any]]:
-    """GitLab Code Quality entries for the MR widget: one per gate that did not pass."""
-    severity = {"FAIL": "critical", "ERROR": "blocker", "INCONCLUSIVE": "major", "WARN": "minor"}
-    path = rec["inputs"]["policy"]["path"]
-    out = []
-    for g in rec["gates"]:
-        if g["status"] in severity:
-            fp = hashlib.sha256(f"{path}\0{g['name']}\0{g['status']}\0{g['reason']}".encode()).hexdigest()
-            out.append(
-                {
-                    "description": one_line(f"mlops-gates {g['name']}: {g['status']}: {g['reason']}")[:1000],
-                    "check_name": one_line(f"mlops-gates/{g['name']}"),
-                    "fingerprint": fp,
-                    "severity": severity[g["status"]],
-                    "location": {"path": path, "lines": {"begin": 1}},
-                }
-            )
-    return out
 
 
 def dotenv(rec: dict[str, Any], out_dir: Path) -> str:
@@ -57,6 +38,66 @@ def _repeated_state(resp: Response) -> bool:
     return resp.status == 400 and b"Cannot transition status" in resp.body
 
 
+# ---------------------------------------------------------------- facts of a GitLab CI job
+NAME = "gitlab"
+TOKEN_ENV = "GITLAB_TOKEN"
+NO_ID_TOKEN = "add `id_tokens: {SIGSTORE_ID_TOKEN: {aud: sigstore}}` to the job, or sign with --key"
+
+
+def here(env: Mapping[str, str]) -> bool:
+    return env.get("GITLAB_CI") == "true"
+
+
+def context(env: Mapping[str, str]) -> dict[str, Any]:
+    mr = env.get("CI_MERGE_REQUEST_IID")
+    return {
+        "platform": NAME,
+        "repository": env.get("CI_PROJECT_PATH"),
+        "commit": env.get("CI_COMMIT_SHA"),
+        "ref": env.get("CI_COMMIT_REF_NAME"),
+        "merge_request": int(mr) if mr and mr.isdigit() else None,
+        "run_url": env.get("CI_JOB_URL") or env.get("CI_PIPELINE_URL"),
+        "actor": env.get("GITLAB_USER_LOGIN"),
+        "author": env.get("GITLAB_USER_LOGIN"),
+    }
+
+
+def untrusted(env: Mapping[str, str]) -> str | None:
+    """A merge request from a fork runs in the target project with the fork's code."""
+    src = env.get("CI_MERGE_REQUEST_SOURCE_PROJECT_ID")
+    tgt = env.get("CI_MERGE_REQUEST_PROJECT_ID") or env.get("CI_PROJECT_ID")
+    return "this is a merge request from a fork" if src and tgt and src != tgt else None
+
+
+def actor(env: Mapping[str, str]) -> str | None:
+    return env.get("GITLAB_USER_LOGIN") or None
+
+
+def identity_token(env: Mapping[str, str]) -> str | None:
+    """GitLab hands a job its OIDC token in the variable its `id_tokens` names (SIGSTORE_ID_TOKEN, read first
+    on every platform); there is no endpoint to ask."""
+    return None
+
+
+def no_identity_token(env: Mapping[str, str]) -> GateError:
+    return GateError("no identity token for keyless signing", hint=NO_ID_TOKEN)
+
+
+def is_member(env: Mapping[str, str], token: str, team: str, user: str) -> bool:
+    """Is `user` an active member of the group (full path), directly or through an ancestor group?"""
+    http = Http(
+        env.get("CI_API_V4_URL", "https://gitlab.com/api/v4"),
+        {"PRIVATE-TOKEN": token},
+        secrets=(token,),
+        retries=2,
+    )
+    gid = urllib.parse.quote(team, safe="")
+    # members/all includes those who inherit membership from an ancestor group; query narrows by name
+    found = http.request("GET", f"/groups/{gid}/members/all", params={"query": user}).json() or []
+    return any(m.get("username", "").lower() == user.lower() and m.get("state") == "active" for m in found)
+
+
+# ---------------------------------------------------------------- the publishing driver
 @dataclass
 class GitLab:
     env: dict[str, str] = field(repr=False)
@@ -80,6 +121,7 @@ class GitLab:
                 {"PRIVATE-TOKEN": token},
                 secrets=(token,),
             )
+        self.http.error = PublishError  # a failure here is a publishing failure (exit 4 with --strict)
 
     def _api(self) -> Http:
         assert self.http is not None

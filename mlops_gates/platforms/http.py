@@ -15,17 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlops_gates.errors import ExitCode, GateError
-
-
-class PublishError(GateError):
-    """Talking to the platform failed; the decision stands, the publishing did not happen."""
-
-    exit_code = ExitCode.PUBLISH_FAILED
-
-    def __init__(self, message: str, *, status: int | None = None, hint: str | None = None):
-        super().__init__(message, hint=hint)
-        self.status = status
+from mlops_gates.errors import RemoteError
 
 
 @dataclass(frozen=True)
@@ -73,7 +63,7 @@ class _SameOrigin(urllib.request.HTTPRedirectHandler):
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):
         if _origin(newurl) != _origin(req.full_url):
-            raise PublishError(
+            raise RemoteError(
                 f"HTTP {code}: refused to follow a redirect to another origin ({_origin(newurl)[1]}) with the credential",
                 status=code,
                 hint="the API answered with a redirect outside its own host; check the API URL",
@@ -100,6 +90,7 @@ class Http:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     wall: Callable[[], float] = time.time
+    error: type[RemoteError] = RemoteError  # what a failure raises (the publishing drivers: PublishError)
 
     def __post_init__(self) -> None:
         creds = [v for k, v in self.headers.items() if k.lower() in _CREDENTIAL_HEADERS]
@@ -137,7 +128,7 @@ class Http:
         url = self.url(path, params)
         shown = self.scrub(f"{method} {urllib.parse.urlsplit(url).path}")
         if _origin(url) != _origin(self.base_url):
-            raise PublishError(
+            raise self.error(
                 self.scrub(f"{shown}: refused to send the credential to another origin ({_origin(url)[1]})"),
                 hint="the API pointed at a URL outside its own host; check the API URL",
             )
@@ -157,6 +148,8 @@ class Http:
                     timeout=self.timeout,
                 ) as r:
                     resp = Response(r.status, {k.lower(): v for k, v in r.headers.items()}, r.read())
+            except RemoteError as e:  # a redirect to another origin, refused
+                raise self.error(e.message, status=e.status, hint=e.hint) from None
             except urllib.error.HTTPError as e:
                 resp = Response(e.code, {k.lower(): v for k, v in (e.headers or {}).items()}, e.read() or b"")
             except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
@@ -165,7 +158,7 @@ class Http:
                 if attempt <= self.retries and self.clock() - start + wait <= self.max_total:
                     self.sleep(wait)
                     continue
-                raise PublishError(
+                raise self.error(
                     self.scrub(f"{shown}: cannot reach the API after {attempt} tries ({reason})"),
                     hint="check the API URL and the runner's network",
                 ) from None
@@ -176,7 +169,7 @@ class Http:
                 self.sleep(wait)
                 continue
             if resp.status >= 400:
-                raise PublishError(
+                raise self.error(
                     f"{shown}: HTTP {resp.status}: {_message(resp, self.scrub)}",
                     status=resp.status,
                     hint=_hint(resp.status),
@@ -218,7 +211,7 @@ class Http:
             except ValueError:
                 page = None
             if not isinstance(page, list):
-                raise PublishError(
+                raise self.error(
                     self.scrub(
                         f"GET {urllib.parse.urlsplit(url).path}: expected a list, got {type(page).__name__}"
                     ),

@@ -52,7 +52,7 @@ def parse(lines: list[str]) -> list[dict[str, Any]]:
     """Entries from the log's lines; raises AuditBroken at the first that is not a link of the chain."""
     import jsonschema
 
-    from mlops_gates.policy import schema_file
+    from mlops_gates.schemas import schema_file
 
     validator = jsonschema.Draft202012Validator(schema_file("audit-entry.v1.schema.json"))
     entries: list[dict[str, Any]] = []

@@ -11,13 +11,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from mlops_gates.errors import GateError
+from mlops_gates.errors import GateError, Tampered
 from mlops_gates.promotion.audit import Pointer
 from mlops_gates.promotion.ledger import write_atomic
 from mlops_gates.promotion.registry import (
     DECISION,
     SIGNATURE,
-    Tampered,
     Version,
     already,
     check_digest,

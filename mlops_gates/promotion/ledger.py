@@ -12,14 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mlops_gates.errors import GateError
+from mlops_gates.errors import Busy
 from mlops_gates.promotion.audit import AuditBroken, chained, head_of, parse
 
 LOCK_TIMEOUT = 30.0
-
-
-class Busy(GateError):
-    """Another promotion holds the registry."""
 
 
 def write_atomic(path: Path, text: str) -> None:

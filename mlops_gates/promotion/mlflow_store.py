@@ -13,13 +13,12 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from mlops_gates.errors import GateError
-from mlops_gates.platforms.http import Http, PublishError, Response
+from mlops_gates.errors import GateError, RemoteError, Tampered
+from mlops_gates.platforms.http import Http, Response
 from mlops_gates.promotion.audit import Pointer
 from mlops_gates.promotion.registry import (
     DECISION,
     SIGNATURE,
-    Tampered,
     Version,
     already,
     check_digest,
@@ -58,7 +57,7 @@ class MLflowStore:
     def _call(self, method: str, path: str, **kw: Any) -> Any:
         try:
             r = self.http.request(method, path, ok=kw.pop("ok", None), **kw)
-        except PublishError as exc:
+        except RemoteError as exc:
             raise GateError(f"MLflow: {exc.message}", where=self.location, hint=exc.hint) from None
         return r.json() if r.status < 400 else None
 
@@ -96,7 +95,7 @@ class MLflowStore:
                 r = self.http.request(
                     "GET", f"mlflow-artifacts/artifacts/{prefix}/{urllib.parse.quote(name)}"
                 )
-            except PublishError as exc:
+            except RemoteError as exc:
                 raise GateError(f"MLflow: {exc.message}", where=self.location) from None
             (dest / name).write_bytes(r.body)
 
@@ -161,7 +160,7 @@ class MLflowStore:
         root = self._artifact_path(mv["source"])
         try:
             r = self.http.request("GET", f"mlflow-artifacts/artifacts/{root}/version.json")
-        except PublishError as exc:
+        except RemoteError as exc:
             raise Tampered(f"version.json is unreadable ({exc.message})", where=mv["source"]) from None
         tags = {t["key"]: t["value"] for t in mv.get("tags", [])}
         if "sha256:" + hashlib.sha256(r.body).hexdigest() != tags.get(f"{TAG}version_json"):

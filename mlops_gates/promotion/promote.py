@@ -8,17 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlops_gates.digest import sha256_file
-from mlops_gates.errors import GateError
-from mlops_gates.policy import Environment, Policy, Promotion
-from mlops_gates.promotion.audit import AuditBroken, Pointer, now_utc, parse_time, replay, stamp
-from mlops_gates.promotion.registry import (
-    Refused,
-    Registry,
-    Tampered,
-    Version,
-    check_digest,
-    check_name,
-)
+from mlops_gates.errors import GateError, Refused, Tampered
+from mlops_gates.policy import Policy
+from mlops_gates.promotion.audit import AuditBroken, Pointer, now_utc, replay, stamp
+from mlops_gates.promotion.registry import Registry, Version, check_digest, check_name
+from mlops_gates.promotion.rules import authorise, check, promotion_of, verify_version
 
 
 @dataclass
@@ -27,16 +21,6 @@ class Outcome:
     pointer: Pointer
     descriptor: dict[str, Any]
     checks: list[str] = field(default_factory=list)
-
-
-def _promotion(pol: Policy) -> Promotion:
-    if pol.promotion is None:
-        raise GateError(
-            "the policy has no promotion section",
-            where=str(pol.path),
-            hint="add promotion.environments (see the README, Promotion)",
-        )
-    return pol.promotion
 
 
 def state(reg: Registry) -> tuple[list[dict[str, Any]], dict[tuple[str, str], Pointer]]:
@@ -62,131 +46,6 @@ def state(reg: Registry) -> tuple[list[dict[str, Any]], dict[tuple[str, str], Po
                 hint="a pointer was edited by hand: restore it from version control, or promote again",
             )
     return entries, derived
-
-
-def _authorise(actor: str, env: Environment, what: str) -> str:
-    """Why the actor may act on the environment; refuses otherwise."""
-    if env.approvers is None:
-        return f"{env.name} lists no approvers"
-    from mlops_gates.promotion.approvers import allowed
-
-    ok, why = allowed(actor, env.approvers)
-    if not ok:
-        raise Refused(
-            f"{actor} may not {what} {env.name}: {why}", hint=f"ask one of: {', '.join(env.approvers)}"
-        )
-    return why
-
-
-def verify_version(version: Version, env: Environment) -> tuple[dict[str, Any], str]:
-    """The signature and the decision attestation, by any one of the environment's trusted signers."""
-    from mlops_gates.signing.verify import verify
-
-    if version.signature is None:
-        raise Refused(
-            f"{version.model} {version.digest} is not signed", hint="sign it with `mlops-gates sign`"
-        )
-    if version.decision is None:
-        raise Refused(
-            f"{version.model} {version.digest} has no decision attestation",
-            hint="sign with --decision decision.json so the gate's verdict travels with the model",
-        )
-    failures = []
-    for signer in env.signers:
-        try:
-            v = verify(version.files, version.signature, signer, decision=version.decision)
-        except GateError as exc:
-            failures.append(exc.message)
-            continue
-        assert v.decision is not None
-        return v.decision["predicate"], str(signer.key or signer.identity or signer.identity_regexp)
-    raise Refused(
-        f"no signer that {env.name} trusts signed {version.digest}: " + "; ".join(failures),
-        hint=f"sign with an identity or key listed under promotion.environments[{env.name}].signers",
-    )
-
-
-def _check(
-    reg: Registry,
-    pol: Policy,
-    pointers: dict[tuple[str, str], Pointer],
-    model: str,
-    digest: str,
-    to: str,
-    actor: str,
-    traffic: int | None,
-    now: dt.datetime,
-) -> tuple[Version, dict[str, Any], list[str]]:
-    promo = _promotion(pol)
-    idx, env = promo.env(to)
-    checks: list[str] = []
-    who = _authorise(actor, env, "promote into")
-    version = reg.store.version(model, digest)
-    predicate, signer = verify_version(version, env)
-    checks.append(f"signature and decision attestation by {signer}")
-    checks.append(who)
-    if predicate["decision"] != "PROMOTE":
-        raise Refused(
-            f"the gate decided {predicate['decision']}, not PROMOTE: {'; '.join(predicate['reasons'])}"
-        )
-    if predicate["policy"]["digest"] != pol.digest:
-        raise Refused(
-            f"the decision was made under policy {predicate['policy']['digest']}, not the current {pol.digest}",
-            hint="run the gate again under the current policy",
-        )
-    age = (now - parse_time(predicate["decided_at"])).total_seconds()
-    if age > promo.max_decision_age:
-        raise Refused(
-            f"the decision is {age / 86400:.1f} days old; the policy accepts {promo.max_decision_age / 86400:g}",
-            hint="run the gate again: evidence goes stale",
-        )
-    checks.append(f"decision PROMOTE under the current policy, {age / 3600:.1f} h old")
-    if idx > 0:
-        prev = promo.environments[idx - 1]
-        p = pointers.get((model, prev.name))
-        if p is None or p.digest != digest:
-            raise Refused(
-                f"{digest} is not what {prev.name} serves: environments cannot be skipped",
-                hint=f"promote it to {prev.name} first",
-            )
-        held = (now - parse_time(p.since or "")).total_seconds()
-        if held < env.min_time_in_previous:
-            raise Refused(
-                f"{digest} has been in {prev.name} for {held / 3600:.2f} h; {to} needs "
-                f"{env.min_time_in_previous / 3600:g} h",
-                hint="promote again later",
-            )
-        checks.append(f"in {prev.name} since {p.since}")
-    if env.distinct_from_author:
-        author = (predicate.get("ci") or {}).get("author")
-        if not author:
-            raise Refused(
-                f"{to} needs a promoter other than the change's author, and the decision names no author",
-                hint="run the gate in CI, where the author is recorded",
-            )
-        if author.lower() == actor.lower():
-            raise Refused(f"{actor} wrote this change and may not also promote it into {to}")
-        checks.append(f"promoter {actor} is not the author {author}")
-    here = pointers.get((model, to), Pointer())
-    if traffic is not None:
-        if traffic not in env.canary:
-            steps = ", ".join(map(str, env.canary)) or "none"
-            raise Refused(f"{traffic}% is not a canary step of {to} (steps: {steps})")
-        if here.digest is None:
-            raise Refused(f"{to} serves nothing yet to share traffic with", hint="promote without --traffic")
-        if here.canary and here.canary["digest"] != digest:
-            raise Refused(
-                f"a canary of {here.canary['digest']} is in progress in {to}",
-                hint="complete it (promote without --traffic) or roll it back first",
-            )
-        if here.canary and traffic <= here.canary["traffic"]:
-            raise Refused(f"the canary is at {here.canary['traffic']}% already; steps only go up")
-    elif env.canary and here.digest is not None and not (here.canary and here.canary["digest"] == digest):
-        raise Refused(
-            f"{to} takes a new version through canary steps first",
-            hint=f"promote with --traffic {env.canary[0]}",
-        )
-    return version, predicate, checks
 
 
 def _fields(action: str, model: str, digest: str | None, **kw: Any) -> dict[str, Any]:
@@ -271,7 +130,7 @@ def promote(
     now = now or now_utc()
     check_name(model)
     check_digest(digest)
-    promo = _promotion(pol)
+    promo = promotion_of(pol)
     idx, _ = promo.env(to)
     entries, pointers = state(reg)
     here = pointers.get((model, to), Pointer())
@@ -291,7 +150,7 @@ def promote(
     if traffic is None and here.digest == digest and here.canary is None:
         return Outcome(None, here, descriptor(reg, model, to, here), [f"{to} already serves {digest}"])
     try:
-        version, _, checks = _check(reg, pol, pointers, model, digest, to, actor, traffic, now)
+        version, _, checks = check(reg, pol, pointers, model, digest, to, actor, traffic, now)
     except Refused as exc:
         _refuse(reg, fields, exc)
         raise
@@ -315,7 +174,7 @@ def rollback(
     """One step back: a canary is withdrawn; otherwise the previous stable version that still verifies."""
     now = now or now_utc()
     check_name(model)
-    _, env = _promotion(pol).env(env_name)
+    _, env = promotion_of(pol).env(env_name)
     entries, pointers = state(reg)
     here = pointers.get((model, env_name))
     fields = _fields(
@@ -331,7 +190,7 @@ def rollback(
     try:
         if here is None or (here.digest is None and here.canary is None):
             raise Refused(f"{env_name} serves no version of {model}")
-        _authorise(actor, env, "roll back")
+        authorise(actor, env, "roll back")
         if here.canary:
             fields.update(digest=here.digest, replaced=here.canary["digest"], reason="canary withdrawn")
         else:

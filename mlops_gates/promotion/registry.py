@@ -9,26 +9,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mlops_gates.digest import folder_files, root_digest, sha256_file
-from mlops_gates.errors import ExitCode, GateError
+from mlops_gates.errors import GateError, Tampered
 from mlops_gates.promotion.audit import Pointer
 from mlops_gates.promotion.ledger import Ledger
 
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-class Refused(GateError):
-    """A promotion or rollback that the evidence or the rules do not allow; nothing was changed."""
-
-    exit_code = ExitCode.BLOCKED
-    label = "REFUSED"
-
-
-class Tampered(GateError):
-    """The registry is not what mlops-gates wrote: never followed, always reported."""
-
-    exit_code = ExitCode.BLOCKED
-    label = "REFUSED"
 
 
 @dataclass(frozen=True)
@@ -164,28 +150,3 @@ def check_digest(digest: str) -> str:
             hint="pass sha256: and 64 lowercase hex digits, as `mlops-gates register` printed it",
         )
     return digest
-
-
-def open_registry(location: str | Path, ledger: str | Path | None = None) -> Registry:
-    """A folder path, or mlflow+http(s)://HOST[:PORT], whose audit log and lock live in a ledger folder."""
-    loc = str(location)
-    if loc.startswith(("mlflow+http://", "mlflow+https://")):
-        from mlops_gates.promotion.mlflow_store import MLflowStore
-
-        if ledger is None:
-            raise GateError(
-                "an MLflow registry needs a ledger folder for its audit log",
-                where=loc,
-                hint="set promotion.ledger in the policy (a folder kept in Git, say) or pass --ledger",
-            )
-        return Registry(MLflowStore(loc), Ledger(Path(ledger)))
-    if "://" in loc:
-        raise GateError(
-            f"unknown registry kind {loc.split('://')[0]!r}",
-            where=loc,
-            hint="use a folder path or mlflow+http(s)://HOST:PORT",
-        )
-    from mlops_gates.promotion.folder import FolderStore
-
-    root = Path(loc)
-    return Registry(FolderStore(root), Ledger(Path(ledger) if ledger else root))

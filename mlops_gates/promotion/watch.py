@@ -15,9 +15,10 @@ import pyarrow.parquet as pq
 
 from mlops_gates.digest import sha256_file
 from mlops_gates.errors import DataError, GateError
-from mlops_gates.policy import Dataset, GateSpec, ModelColumns, Policy, Threshold, _dataset
-from mlops_gates.promotion.promote import _promotion, state, verify_version
+from mlops_gates.policy import Dataset, GateSpec, ModelColumns, Policy, Threshold, dataset
+from mlops_gates.promotion.promote import state
 from mlops_gates.promotion.registry import Registry, Version
+from mlops_gates.promotion.rules import promotion_of, verify_version
 
 MIN_ROWS = 200
 
@@ -38,8 +39,8 @@ def _outputs(pol: Policy, version: Version, data: Dataset, tmp: Path, role: str)
                 hint="log the served model's predictions in the window, under the policy's column names",
             )
         return read_table(data, wanted)
+    from mlops_gates.models.predict import run_child
     from mlops_gates.models.stage import task_of
-    from mlops_gates.predict import run_child
 
     spec = dataclasses.replace(pol.models["candidate"], path=version.files)
     exclude = (pol.columns.label, *([pol.columns.weight] if pol.columns.weight else []))
@@ -59,10 +60,10 @@ def _prediction_column(pol: Policy, t: pa.Table) -> pa.Array:
 
 def watch(reg: Registry, pol: Policy, model: str, env: str, window: Path) -> dict[str, Any]:
     from mlops_gates.data.reader import column_names, read_table
-    from mlops_gates.gates.integrity import ks, psi
+    from mlops_gates.stats.drift import ks, psi
     from mlops_gates.stats.integrity import reference_drift
 
-    promo = _promotion(pol)
+    promo = promotion_of(pol)
     _, spec = promo.env(env)
     cfg = promo.watch
     pointer = state(reg)[1].get((model, env))
@@ -80,7 +81,7 @@ def watch(reg: Registry, pol: Policy, model: str, env: str, window: Path) -> dic
             where=str(ref.path),
             hint=f"check out the data with digest {evidence['digest']} (the decision's evidence)",
         )
-    win = _dataset({"path": str(window)}, Path.cwd())
+    win = dataset({"path": str(window)}, Path.cwd())
     names = column_names(win)
     cols = pol.columns
     outputs = {c for mc in (cols.candidate, cols.baseline) if mc for c in (mc.prediction, *mc.score) if c}
@@ -166,8 +167,8 @@ def _metrics(
     if cols.candidate is not None:
         src = cols.candidate
     else:  # the names the predict step writes
+        from mlops_gates.models.predict import output_columns
         from mlops_gates.models.stage import task_of
-        from mlops_gates.predict import output_columns
 
         out_names = output_columns(task_of(pol))
         src = (

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops_gates.errors import GateError
+from mlops_gates.errors import GateError, VerificationFailed
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 
@@ -122,14 +122,6 @@ def load_public_key(path: Path) -> Any:
         ) from None
     _check_curve(key, str(path))
     return key
-
-
-class VerificationFailed(GateError):
-    """A signature or attestation check failed: `check` names which."""
-
-    def __init__(self, check: str, message: str, where: str | None = None):
-        super().__init__(f"{check}: {message}", where=where)
-        self.check = check
 
 
 def read_bundle(path: Path) -> dict[str, Any]:

@@ -5,7 +5,6 @@ or any deployment a client trust configuration describes (--trust-config)."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,52 +12,12 @@ from typing import Any
 from mlops_gates.errors import GateError
 from mlops_gates.signing.statements import PAYLOAD_TYPE
 
-GITHUB_HINT = (
-    "give the job `permissions: id-token: write`; a pull request from a fork gets no identity token, so sign "
-    "in a workflow that runs on push, release or workflow_run, or sign with --key"
-)
-GITLAB_HINT = "add `id_tokens: {SIGSTORE_ID_TOKEN: {aud: sigstore}}` to the job, or sign with --key"
-
 
 def find_identity_token(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:
-    """The OIDC token to sign with: --identity-token, SIGSTORE_ID_TOKEN (GitLab's id_tokens), or GitHub
-    Actions' token endpoint (id-token: write). Never printed."""
-    e = os.environ if env is None else env
-    if explicit:
-        return explicit
-    if e.get("SIGSTORE_ID_TOKEN"):
-        return e["SIGSTORE_ID_TOKEN"]
-    url, request = e.get("ACTIONS_ID_TOKEN_REQUEST_URL"), e.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
-    if url and request:
-        from mlops_gates.platforms.http import Http, PublishError
+    """The OIDC token to sign with: --identity-token, else what the CI platform gives (platforms.ci)."""
+    from mlops_gates.platforms.ci import identity_token
 
-        http = Http(url, {"Authorization": f"Bearer {request}"}, secrets=(request,), retries=2)
-        try:
-            value = http.request(
-                "GET", f"{url}&audience=sigstore" if "?" in url else f"{url}?audience=sigstore"
-            )
-            token = (value.json() or {}).get("value")
-        except (PublishError, ValueError) as exc:
-            raise GateError(
-                f"GitHub Actions did not give an identity token: {getattr(exc, 'message', exc)}",
-                hint=GITHUB_HINT,
-            ) from None
-        if not token:
-            raise GateError("GitHub Actions answered without an identity token", hint=GITHUB_HINT)
-        return str(token)
-    if e.get("GITHUB_ACTIONS") == "true":
-        fork = e.get("GITHUB_EVENT_NAME", "").startswith("pull_request")
-        raise GateError(
-            "no identity token for keyless signing"
-            + (" (this looks like a pull request, which may come from a fork)" if fork else ""),
-            hint=GITHUB_HINT,
-        )
-    if e.get("GITLAB_CI") == "true":
-        raise GateError("no identity token for keyless signing", hint=GITLAB_HINT)
-    raise GateError(
-        "no identity token for keyless signing",
-        hint="run in CI (GitHub id-token: write, GitLab id_tokens), pass --identity-token, or sign with --key",
-    )
+    return explicit or identity_token(env)
 
 
 class KeylessSigner:

@@ -48,9 +48,9 @@ def sign(
     payload = canonical(m.statement())
     rec = None
     if decision is not None:
-        from mlops_gates.publish import load_record
+        from mlops_gates.schemas import read_record
 
-        rec = load_record(decision)  # a bad record fails before anything is signed
+        rec = read_record(decision)  # a bad record fails before anything is signed
         problem = candidate_problem(rec["inputs"].get("models"), m)
         if problem:
             raise GateError(

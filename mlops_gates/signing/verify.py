@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from mlops_gates.digest import hex_of, sha256_bytes, sha256_file
-from mlops_gates.errors import GateError
-from mlops_gates.signing.envelope import VerificationFailed, load_public_key, read_bundle, verify_with_key
+from mlops_gates.errors import GateError, VerificationFailed
+from mlops_gates.policy import Signer
+from mlops_gates.signing.envelope import load_public_key, read_bundle, verify_with_key
 from mlops_gates.signing.statements import (
     DECISION_FILE,
     DECISION_PREDICATE,
@@ -23,19 +24,6 @@ from mlops_gates.signing.statements import (
     candidate_problem,
     manifest,
 )
-
-
-@dataclass(frozen=True)
-class Signer:
-    """Who must have signed: a public key, or an identity (exact or regular expression) with its issuer."""
-
-    key: Path | None = None
-    identity: str | None = None
-    identity_regexp: str | None = None
-    issuer: str | None = None
-    trust_root: Path | None = None
-    repository: str | None = None  # GitHub Actions identities: OWNER/REPO
-    ref: str | None = None  # GitHub Actions identities: refs/...
 
 
 @dataclass

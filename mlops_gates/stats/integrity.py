@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 
 from mlops_gates.data.reader import column_names, read_table, require_columns
 from mlops_gates.policy import Dataset, Policy
-from mlops_gates.stats.collect import dictionary_indices
+from mlops_gates.stats.encode import dictionary_indices
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _NULL = np.uint64(0x5BD1E9955BD1E995)

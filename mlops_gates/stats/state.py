@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from mlops_gates import __version__
+from mlops_gates._version import __version__
 from mlops_gates.errors import GateError, read_json
 from mlops_gates.policy import Policy
 from mlops_gates.stats.collect import EvalStats, canonical_strata

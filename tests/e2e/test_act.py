@@ -132,9 +132,9 @@ def test_root_action_gates_and_publishes_a_pull_request(tmp_path):
 def registered_repo(tmp_path: Path, workflow: str, versions: int) -> tuple[Path, list[str]]:
     """A repository whose gates.yml promotes through staging and production, with gated, signed versions
     registered in its registry folder, committed."""
-    from mlops_gates.evaluate import run
+    from mlops_gates.evaluation import run
     from mlops_gates.promotion.promote import register
-    from mlops_gates.promotion.registry import open_registry
+    from mlops_gates.promotion.stores import open_registry
     from mlops_gates.signing.envelope import PrivateKey
     from mlops_gates.signing.sign import sign
     from tests.integration.test_signing import keypair
@@ -269,7 +269,7 @@ jobs:
 
 
 def test_sign_action_outputs_the_digest_register_uses(tmp_path):
-    from mlops_gates.evaluate import run
+    from mlops_gates.evaluation import run
     from mlops_gates.signing.statements import manifest
     from tests.integration.test_signing import keypair
 

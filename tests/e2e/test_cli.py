@@ -206,7 +206,7 @@ def test_usage_error_exit_2(capsys, monkeypatch):
 
 def test_unexpected_error_exit_3(binary_case, capsys, monkeypatch):
     folder, _ = binary_case
-    import mlops_gates.evaluate as ev
+    import mlops_gates.evaluation as ev
 
     def boom(*a, **k):
         raise RuntimeError("disk on fire")

@@ -43,9 +43,9 @@ def gitlab_ci_local() -> Path:
 
 
 def test_components_run_in_a_sample_project(tmp_path):
-    from mlops_gates.evaluate import run
+    from mlops_gates.evaluation import run
     from mlops_gates.promotion.promote import register
-    from mlops_gates.promotion.registry import open_registry
+    from mlops_gates.promotion.stores import open_registry
     from mlops_gates.signing.envelope import PrivateKey
     from mlops_gates.signing.sign import sign
     from tests.e2e.test_act import git

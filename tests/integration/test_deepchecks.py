@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mlops_gates.evaluate import run
+from mlops_gates.evaluation import run
 from tests.conftest import write_policy
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,8 +13,10 @@ import pyarrow.csv as pcsv
 import pytest
 
 from mlops_gates import policy as P
-from mlops_gates.evaluate import run
+from mlops_gates.errors import PolicyError
+from mlops_gates.evaluation import run
 from mlops_gates.report import markdown
+from mlops_gates.schemas import schema_file
 from tests.conftest import binary_frame, binary_policy, write_parquet, write_policy
 
 FULL_GATES = [
@@ -56,7 +58,7 @@ FULL_GATES = [
 
 
 def record_schema() -> dict:
-    return json.loads((P.Path(P.__file__).parent / "schemas" / "decision.v1.schema.json").read_text())
+    return schema_file("decision.v1.schema.json")
 
 
 def evaluate(folder, policy, out="out"):
@@ -425,5 +427,5 @@ def test_multiclass_fairness_on_per_group_accuracy(tmp_path):
     )
     bad.update(task="multiclass", classes=["a", "b", "c"])
     bad.pop("positive_label")
-    with pytest.raises(P.PolicyError, match="does not apply to a multiclass task"):
+    with pytest.raises(PolicyError, match="does not apply to a multiclass task"):
         P.load(write_policy(tmp_path / "bad.yml", bad))

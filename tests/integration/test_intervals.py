@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from mlops_gates.evaluate import run
+from mlops_gates.evaluation import run
 from tests.conftest import binary_frame, binary_policy, write_parquet, write_policy
 
 
@@ -137,8 +137,8 @@ def _delong_rows(pos: np.ndarray, neg: np.ndarray) -> tuple[float, float]:
 
 
 def _auc_status(auc: float, se: float, m: int, n: int, thr: float):
-    from mlops_gates.gates.base import Check, judge
     from mlops_gates.gates.common import with_se
+    from mlops_gates.gates.judge import Check, judge
     from tests.unit.test_bootstrap import _Policy
 
     pol = _Policy()
@@ -290,7 +290,7 @@ def test_an_inconclusive_check_says_how_much_data_would_decide(tmp_path):
     """Beyond the anchors: an INCONCLUSIVE check reports the effect its rows detect and the rows that would
     decide if the estimate held, in the record, the PR comment and the HTML report; quadrupling the rows
     halves the detectable effect, as the interval's width scales."""
-    from mlops_gates.gates.base import to_decide
+    from mlops_gates.stats.inference import to_decide
 
     frame = binary_frame(n=600, seed=21)
     acc = float(np.mean(frame["cand_pred"] == frame["label"]))

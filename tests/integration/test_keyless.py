@@ -36,7 +36,7 @@ def sigstore(tmp_path, monkeypatch):
 @pytest.fixture
 def release(tmp_path, binary_case):
     """A model folder and a real decision about it."""
-    from mlops_gates.evaluate import run
+    from mlops_gates.evaluation import run
 
     folder, _ = binary_case
     model = tmp_path / "model"

@@ -16,11 +16,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from mlops_gates.errors import GateError
-from mlops_gates.evaluate import run
-from mlops_gates.models.base import ModelSpec, Task
+from mlops_gates.evaluation import run
+from mlops_gates.models.base import Task
 from mlops_gates.models.pin import pin
-from mlops_gates.policy import Dataset
-from mlops_gates.predict import predict
+from mlops_gates.models.predict import predict
+from mlops_gates.policy import Dataset, ModelSpec
 from tests.conftest import cli_main, write_policy
 
 FEATURES = ["x1", "x2", "x3", "x4"]

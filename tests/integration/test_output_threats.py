@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from mlops_gates.escape import ZWSP, guard_lines, md, one_line
-from mlops_gates.platforms.gitlab import code_quality
 from mlops_gates.report import html as html_report
 from mlops_gates.report import junit, markdown
+from mlops_gates.report.code_quality import code_quality
 from tests.conftest import binary_frame, binary_policy, cli_main, write_parquet, write_policy
 
 HOSTILE = [
@@ -81,7 +81,7 @@ def records(tmp_path_factory):
             gates=gates, columns={**binary_policy()["columns"], "sensitive": ["race"], "slices": ["race"]}
         )
         write_policy(folder / "gates.yml", pol)
-        from mlops_gates.evaluate import run
+        from mlops_gates.evaluation import run
 
         out.append((run(folder / "gates.yml", folder / "out").record, folder))
     return out

@@ -23,10 +23,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from mlops_gates import policy as policy_mod
-from mlops_gates.evaluate import run
+from mlops_gates.errors import Refused, Tampered
+from mlops_gates.evaluation import run
 from mlops_gates.promotion.audit import parse_time
 from mlops_gates.promotion.promote import promote, register, rollback, state, verify_registry
-from mlops_gates.promotion.registry import Refused, Tampered, open_registry
+from mlops_gates.promotion.stores import open_registry
 from mlops_gates.signing.envelope import PrivateKey
 from mlops_gates.signing.sign import sign
 from tests.conftest import cli_main, write_policy

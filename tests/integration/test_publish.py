@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from mlops_gates.evaluate import run
+from mlops_gates.errors import PublishError
+from mlops_gates.evaluation import run
 from mlops_gates.platforms.github import GitHub, escape_data, escape_property
 from mlops_gates.platforms.gitlab import GitLab
-from mlops_gates.platforms.http import Http, PublishError
-from mlops_gates.publish import publish
+from mlops_gates.platforms.http import Http
+from mlops_gates.platforms.publish import publish
 from mlops_gates.report.markdown import MARKER
 from tests.conftest import binary_policy, cli_main, write_policy
 from tests.fakes.api import FakeGitHub, FakeGitLab, Fault

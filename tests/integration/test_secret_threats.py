@@ -15,7 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from mlops_gates.platforms.http import Http, PublishError, secret_forms
+from mlops_gates.errors import RemoteError
+from mlops_gates.platforms.http import Http, secret_forms
 from tests.conftest import cli_main
 from tests.fakes.api import FakeGitHub, FakeGitLab, Fault
 from tests.integration.test_publish import HEAD, TOKEN, github_env, make_record
@@ -129,7 +130,7 @@ def test_the_credential_never_leaves_the_apis_origin(how):
                 call = lambda: list(http.paginate("/repos/acme/models/issues/7/comments"))  # noqa: E731
             else:
                 call = lambda: http.request("GET", other.url + "/steal")  # noqa: E731
-            with pytest.raises(PublishError, match="another origin"):
+            with pytest.raises(RemoteError, match="another origin"):
                 call()
     finally:
         other.close()
@@ -141,7 +142,7 @@ def test_a_page_that_is_not_a_list_is_a_clear_error():
     with FakeGitHub({TOKEN: "gate-bot"}, {7: HEAD}) as gh:
         gh.faults.append(Fault("GET", r".*/comments", 200, {}, {"message": "not a list"}))
         http = Http(gh.url, {"Authorization": f"Bearer {TOKEN}"})
-        with pytest.raises(PublishError, match="expected a list, got dict"):
+        with pytest.raises(RemoteError, match="expected a list, got dict"):
             list(http.paginate("/repos/acme/models/issues/7/comments"))
 
 
@@ -171,12 +172,12 @@ def test_a_server_that_hangs_is_bounded():
     try:
         http = Http(f"http://127.0.0.1:{listener.getsockname()[1]}", {}, timeout=0.3, retries=3, backoff=0.05)
         start = time.monotonic()
-        with pytest.raises(PublishError, match="cannot reach the API after 4 tries"):
+        with pytest.raises(RemoteError, match="cannot reach the API after 4 tries"):
             http.request("GET", "/user")
         assert time.monotonic() - start < 5
         bounded = Http(http.base_url, {}, timeout=0.3, retries=50, backoff=0.05, max_total=1.0)
         start = time.monotonic()
-        with pytest.raises(PublishError, match="cannot reach the API"):
+        with pytest.raises(RemoteError, match="cannot reach the API"):
             bounded.request("GET", "/user")
         assert time.monotonic() - start < 4
     finally:

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from mlops_gates.evaluate import run
+from mlops_gates.evaluation import run
 from tests.conftest import binary_frame, binary_policy, cli_main, write_parquet, write_policy
 
 GATES = [
@@ -96,7 +96,7 @@ def test_merged_shards_decide_like_the_whole_file(case, monkeypatch, capsys):
     assert code in (0, 1), capsys.readouterr().err
     import jsonschema
 
-    from mlops_gates.policy import schema_file
+    from mlops_gates.schemas import schema_file
 
     jsonschema.Draft202012Validator(schema_file("stats.v1.schema.json")).validate(
         json.loads((case / "s0.json").read_text())

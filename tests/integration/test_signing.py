@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from mlops_gates.errors import GateError
-from mlops_gates.signing.envelope import PrivateKey, VerificationFailed
+from mlops_gates.errors import GateError, VerificationFailed
+from mlops_gates.policy import Signer
+from mlops_gates.signing.envelope import PrivateKey
 from mlops_gates.signing.sign import sign
-from mlops_gates.signing.verify import Signer, verify
+from mlops_gates.signing.verify import verify
 from tests.conftest import cli_main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,7 +106,7 @@ def test_key_round_trip_and_every_tampering(model, tmp_path, curve):
 
 
 def test_decision_attestation(model, tmp_path, binary_case):
-    from mlops_gates.evaluate import run
+    from mlops_gates.evaluation import run
     from tests.conftest import binary_policy, write_policy
 
     folder, _ = binary_case
@@ -124,7 +125,7 @@ def test_decision_attestation(model, tmp_path, binary_case):
     assert pred["gates"][0]["metrics"][0]["threshold"] == 0.6
     import jsonschema
 
-    from mlops_gates.policy import schema_file
+    from mlops_gates.schemas import schema_file
 
     jsonschema.Draft202012Validator(schema_file("decision-attestation.v1.schema.json")).validate(v.decision)
     # the decision about another model does not transfer to this one

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_gates.evaluate import run
+from mlops_gates.evaluation import run
 from mlops_gates.signing.envelope import PrivateKey
 from mlops_gates.signing.sign import sign
 from mlops_gates.signing.statements import PAYLOAD_TYPE, canonical, decision_statement, manifest

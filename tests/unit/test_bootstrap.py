@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlops_gates.gates.base import Check, Status, adjust, judge
+from mlops_gates.gates.base import Status
+from mlops_gates.gates.judge import Check, judge
+from mlops_gates.stats.inference import adjust
 from mlops_gates.stats.table import CellTable, from_rows, replicate_weights
 
 

@@ -8,8 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import stats as sps
 
-from mlops_gates.evaluate import run
-from mlops_gates.gates.integrity import chi2_p, js, ks, psi
+from mlops_gates.evaluation import run
+from mlops_gates.stats.drift import chi2_p, js, ks, psi
 from tests.conftest import write_policy
 
 

@@ -9,7 +9,7 @@ from sklearn import metrics as skm
 from mlops_gates import policy as P
 from mlops_gates.gates.base import Context
 from mlops_gates.gates.common import metric_values
-from mlops_gates.gates.fairness import fairness_values, group_counts
+from mlops_gates.gates.groups import fairness_values, group_counts
 from mlops_gates.stats.collect import collect
 from mlops_gates.stats.compute import auc_binning_bound
 from tests.conftest import binary_policy, write_parquet, write_policy
@@ -214,7 +214,7 @@ def test_undefined_rate_is_undefined_not_zero(tmp_path):
         "gates": [{"type": "fairness", "metrics": [{"metric": "tpr_difference", "op": "<=", "value": 0.5}]}],
     }
     write_parquet(tmp_path / "eval.parquet", frame)
-    from mlops_gates.evaluate import run
+    from mlops_gates.evaluation import run
 
     write_policy(tmp_path / "gates.yml", policy)
     out = run(tmp_path / "gates.yml", tmp_path / "out")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mlops_gates import policy as P
-from mlops_gates.errors import ExitCode, PolicyError
+from mlops_gates.errors import ExitCode, GateError, PolicyError
 from tests.conftest import binary_policy, write_policy
 
 
@@ -208,7 +208,7 @@ def test_promotion_section_loads(tmp_path):
     assert p.environments[0].signers[0].key == tmp_path / "keys/release.pub"
     idx, prod = p.env("production")
     assert idx == 1 and prod.min_time_in_previous == 1800 and prod.canary == (10, 50)
-    with pytest.raises(P.GateError, match="no environment named 'prod'"):
+    with pytest.raises(GateError, match="no environment named 'prod'"):
         p.env("prod")
 
 

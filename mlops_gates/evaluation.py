@@ -1,4 +1,5 @@
-"""The library's front door: policy file in, decision record and reports out."""
+"""The library's front door: policy file in, decision out. `evaluate` writes nothing (a gate that leaves a
+file, deepchecks' HTML, writes only where `out_dir` says); `run` also writes the record and the reports."""
 
 from __future__ import annotations
 
@@ -18,7 +19,19 @@ from mlops_gates.stats.collect import EvalStats, collect
 
 
 @dataclass
+class Evaluation:
+    """What a run decided, with the evidence: each gate's result, the record, and the statistics."""
+
+    decision: Decision
+    results: list[GateResult]
+    record: dict[str, Any]
+    stats: EvalStats
+
+
+@dataclass
 class Outcome:
+    """An evaluation whose record and reports were written: `files` names them."""
+
     decision: Decision
     results: list[GateResult]
     record: dict[str, Any]
@@ -31,9 +44,9 @@ def compute(
     """Read the evaluation data (or one shard of it) once into statistics; models predict first."""
     pol = policy_mod.load(policy_path)
     if data is not None:
-        from mlops_gates.policy import _dataset
+        from mlops_gates.policy import dataset
 
-        pol = dataclasses.replace(pol, eval_data=_dataset({"path": str(data)}, Path.cwd()))
+        pol = dataclasses.replace(pol, eval_data=dataset({"path": str(data)}, Path.cwd()))
     staged = stage(pol)  # when the policy names models: pin them and let them predict
     try:
         return pol, staged, collect(staged.policy, engine)
@@ -42,18 +55,15 @@ def compute(
         raise
 
 
-def run(
+def evaluate(
     policy_path: str | Path,
-    out_dir: str | Path,
     *,
     model_paths: dict[str, Path] | None = None,
     stats_paths: list[Path] | None = None,
     engine: str = "auto",
-) -> Outcome:
-    """Validate the policy, read the data once (or merge shards' statistics), run every gate, decide, and
-    write the outputs."""
-    from mlops_gates.report import write_all
-
+    out_dir: str | Path | None = None,
+) -> Evaluation:
+    """Validate the policy, read the data once (or merge shards' statistics), run every gate and decide."""
     models = {role: digest_path(p) for role, p in (model_paths or {}).items()}
     if stats_paths:
         from mlops_gates.stats.state import merge
@@ -71,7 +81,8 @@ def run(
         eval_input = {"path": str(pol.eval_data.path), "format": pol.eval_data.format, "digest": eval_digest}
     try:
         runs = {r: run.metrics for r, run in staged.runs.items()}
-        ctx = Context(staged.policy, stats, pinned=staged.pinned, runs=runs, out_dir=Path(out_dir))
+        where = Path(out_dir) if out_dir is not None else None
+        ctx = Context(staged.policy, stats, pinned=staged.pinned, runs=runs, out_dir=where)
         results = [registry.run(spec, ctx) for spec in pol.gates]
     finally:
         staged.cleanup()
@@ -86,6 +97,23 @@ def run(
     models.update(staged.record())
     if models:
         inputs["models"] = models
-    rec = record(pol, decision, results, inputs, stats.rows)
-    files = write_all(rec, Path(out_dir), stats=stats, policy=pol)
-    return Outcome(decision, results, rec, files)
+    return Evaluation(decision, results, record(pol, decision, results, inputs, stats.rows), stats)
+
+
+def run(
+    policy_path: str | Path,
+    out_dir: str | Path,
+    *,
+    model_paths: dict[str, Path] | None = None,
+    stats_paths: list[Path] | None = None,
+    engine: str = "auto",
+) -> Outcome:
+    """`evaluate`, then write the record and every report into `out_dir`."""
+    from mlops_gates.report import write_all
+    from mlops_gates.stats.curves import curves
+
+    ev = evaluate(
+        policy_path, model_paths=model_paths, stats_paths=stats_paths, engine=engine, out_dir=out_dir
+    )
+    files = write_all(ev.record, Path(out_dir), curves=curves(ev.stats))
+    return Outcome(ev.decision, ev.results, ev.record, files)

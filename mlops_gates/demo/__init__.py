@@ -14,9 +14,9 @@ import pyarrow.parquet as pq
 from mlops_gates.errors import GateError
 
 if TYPE_CHECKING:
-    from mlops_gates.evaluate import Outcome
+    from mlops_gates.evaluation import Outcome
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "adult"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "adult"  # packaged with the demo in #17
 NUMERIC = ["age", "fnlwgt", "education_num", "capital_gain", "capital_loss", "hours_per_week"]
 CATEGORICAL = [
     "workclass",
@@ -86,7 +86,7 @@ def train_and_score(train: pa.Table, test: pa.Table, seed: int = 0) -> dict[str,
 
 
 def run_demo(out_dir: Path, echo: Callable[[str], None] = print) -> Outcome:
-    from mlops_gates.evaluate import run
+    from mlops_gates.evaluation import run
 
     if not (EXAMPLE / "adult-train.parquet").is_file():
         raise GateError(

@@ -11,19 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from mlops_gates.cli.options import policy_option
 from mlops_gates.errors import ExitCode, GateError
 
 if TYPE_CHECKING:
     from mlops_gates.policy import Policy
     from mlops_gates.promotion.registry import Registry
 
-POLICY = click.option(
-    "--policy",
-    "policy_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default="gates.yml",
-    show_default=True,
-)
+POLICY = policy_option
 REGISTRY = click.option(
     "--registry",
     default=None,
@@ -52,9 +47,9 @@ OUT = click.option(
 def _who(actor: str | None) -> str | None:
     """Who is acting. In CI the platform says, and an --actor that says otherwise is refused, not obeyed
     (it would let anyone who can edit a workflow act as an approver)."""
-    from mlops_gates.platforms.base import platform_actor
+    from mlops_gates.platforms import ci as platforms_ci
 
-    ci = platform_actor(dict(os.environ))
+    ci = platforms_ci.actor(dict(os.environ))
     if ci is not None:
         platform, login = ci
         if not login:
@@ -82,7 +77,7 @@ def _open(
     registry: str | None, ledger: Path | None, policy_path: Path, pol: Policy | None = None
 ) -> Registry:
     """The registry and ledger the options name, else the policy's (read only when needed)."""
-    from mlops_gates.promotion.registry import open_registry
+    from mlops_gates.promotion.stores import open_registry
 
     enough = registry is not None and (ledger is not None or "://" not in registry)
     if pol is None and not enough:
@@ -105,9 +100,9 @@ def _load(policy_path: Path) -> Policy:
 
 
 def _run_url() -> str | None:
-    from mlops_gates.decision import ci_context
+    from mlops_gates.platforms import ci
 
-    return (ci_context() or {}).get("run_url")
+    return (ci.context() or {}).get("run_url")
 
 
 def _emit(outcome: Any, out: Path | None) -> None:

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from mlops_gates import deepchecks_env
-from mlops_gates.gates.base import ACTION, Check, Context, GateResult, Status, judge, summarise
+from mlops_gates.gates.base import ACTION, Context, GateResult, Status
+from mlops_gates.gates.deepchecks import env as deepchecks_env
+from mlops_gates.gates.judge import Check, judge, summarise
 from mlops_gates.policy import Dataset, GateSpec
 
 CATEGORY = {"PASS": Status.PASS, "WARN": Status.WARN, "FAIL": Status.FAIL, "ERROR": Status.ERROR}
@@ -76,8 +77,8 @@ def _model_side(
     if role in ctx.pinned:
         import pyarrow.parquet as pq
 
+        from mlops_gates.models.predict import output_columns, run_child
         from mlops_gates.models.stage import task_of
-        from mlops_gates.predict import output_columns, run_child
 
         model = dataclasses.replace(pol.models[role], path=ctx.pinned[role].path)
         exclude = (pol.columns.label, *([pol.columns.weight] if pol.columns.weight else []))
@@ -91,6 +92,59 @@ def _model_side(
     if set(wanted) <= set(column_names(train)):
         return job, train
     return job, None  # no predictions on the train side: the model checks run on the evaluation data alone
+
+
+def _run(env: Path, tmp: Path) -> tuple[int, str, dict[str, Any]]:
+    """Run the job in deepchecks' own environment: (exit code, stderr, the runner's JSON answer)."""
+    runner = Path(__file__).resolve().parent / "runner.py"
+    try:
+        proc = subprocess.run(
+            [str(deepchecks_env.python(env)), str(runner), str(tmp / "job.json")],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
+    except subprocess.TimeoutExpired:
+        raise ValueError(f"deepchecks ran for more than {TIMEOUT} s") from None
+    answer = tmp / "out.json"
+    return proc.returncode, proc.stderr, json.loads(answer.read_text()) if answer.is_file() else {}
+
+
+def _checks(result: dict[str, Any], spec: GateSpec) -> list[Check]:
+    """deepchecks' verdicts as checks with forced statuses: a condition's category, or `not_run` for a check
+    that could not run."""
+    not_run = ACTION[spec.config.get("not_run", "hold")]
+    checks: list[Check] = []
+    for item in result["results"]:
+        if "not_run" in item:
+            checks.append(
+                Check(
+                    "deepchecks",
+                    item["header"],
+                    np.array([np.nan]),
+                    0,
+                    None,
+                    None,
+                    spec.severity,
+                    note=f"did not run: {item['not_run']}",
+                    forced=not_run,
+                )
+            )
+        for c in item.get("conditions", []):
+            checks.append(
+                Check(
+                    "deepchecks",
+                    f"{item['header']}: {c['name']}",
+                    np.array([np.nan]),
+                    0,
+                    None,
+                    None,
+                    spec.severity,
+                    note=c["details"][:500],
+                    forced=CATEGORY.get(c["category"], Status.ERROR),
+                )
+            )
+    return checks
 
 
 def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
@@ -129,21 +183,9 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
             "out": str(tmp / "out.json"),
         }
         (tmp / "job.json").write_text(json.dumps(job))
-        runner = Path(__file__).resolve().parents[1] / "deepchecks_runner.py"
-        try:
-            proc = subprocess.run(
-                [str(deepchecks_env.python(env)), str(runner), str(tmp / "job.json")],
-                capture_output=True,
-                text=True,
-                timeout=TIMEOUT,
-            )
-        except subprocess.TimeoutExpired:
-            raise ValueError(f"deepchecks ran for more than {TIMEOUT} s") from None
-        result: dict[str, Any] = (
-            json.loads((tmp / "out.json").read_text()) if (tmp / "out.json").is_file() else {}
-        )
-    if proc.returncode != 0 or "error" in result:
-        why = result.get("error") or (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+        returncode, stderr, result = _run(env, tmp)
+    if returncode != 0 or "error" in result:
+        why = result.get("error") or (stderr.strip().splitlines() or [f"exit {returncode}"])[-1]
         return GateResult(
             spec.name,
             spec.type,
@@ -151,37 +193,7 @@ def evaluate(spec: GateSpec, ctx: Context) -> GateResult:
             f"deepchecks failed: {why}",
             details={"traceback": result.get("traceback")},
         )
-    not_run = ACTION[cfg.get("not_run", "hold")]
-    checks: list[Check] = []
-    for item in result["results"]:
-        if "not_run" in item:
-            checks.append(
-                Check(
-                    "deepchecks",
-                    item["header"],
-                    np.array([np.nan]),
-                    0,
-                    None,
-                    None,
-                    spec.severity,
-                    note=f"did not run: {item['not_run']}",
-                    forced=not_run,
-                )
-            )
-        for c in item.get("conditions", []):
-            checks.append(
-                Check(
-                    "deepchecks",
-                    f"{item['header']}: {c['name']}",
-                    np.array([np.nan]),
-                    0,
-                    None,
-                    None,
-                    spec.severity,
-                    note=c["details"][:500],
-                    forced=CATEGORY.get(c["category"], Status.ERROR),
-                )
-            )
+    checks = _checks(result, spec)
     if not checks:
         return GateResult(
             spec.name,

@@ -1,30 +1,21 @@
-"""The metric pass pushed down to a query engine (DuckDB in process, Spark where the data lives).
-
-The state is a GROUP BY: the engine groups rows by their raw label, prediction and group values plus score bins,
-and sums what the metrics need for either value of the label; the mapping from raw values to codes then runs
-here, through the streaming pass's own codebooks, on a few thousand groups. So every engine yields the same
-cells: counts exactly, sums up to the order of floating-point addition.
-"""
+"""The one query for a policy, in SQL every engine runs: a GROUP BY on the raw label, prediction and group
+values plus score bins, summing what the metrics need; and its result turned into cells here, through the
+streaming pass's own codebooks, on a few thousand groups."""
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
 
-from mlops_gates.errors import DataError, GateError
-from mlops_gates.policy import Dataset, ModelColumns, Policy
+from mlops_gates.errors import DataError
+from mlops_gates.policy import ModelColumns, Policy
+from mlops_gates.stats.encode import Encoder
+from mlops_gates.stats.engines import Engine, Invalid
 from mlops_gates.stats.table import CellTable
 
 EPS = "CAST('1e-15' AS DOUBLE)"  # the streaming pass's clip, as an exact double
-
-
-class Invalid(Exception):
-    """The data breaks a rule; the streaming pass re-reads it to name the rows (engines only count them)."""
 
 
 def _double(x: float) -> str:
@@ -47,7 +38,7 @@ def _bin(x: str, edges: np.ndarray) -> str:
 class _Sql:
     """Builds the one query for a policy, given the engine's identifier quoting and the columns' kinds."""
 
-    def __init__(self, enc: Any, kinds: dict[str, str], quote: Callable[[str], str]):
+    def __init__(self, enc: Encoder, kinds: dict[str, str], quote: Callable[[str], str]):
         self.p, self.enc, self.kinds, self.q = enc.p, enc, kinds, quote
         self.rows: list[str] = []  # inner SELECT: the raw values a row needs, renamed
         self.derived: list[str] = []  # middle SELECT: keys computed from them
@@ -183,118 +174,7 @@ def _kinds(types: dict[str, str]) -> dict[str, str]:
     return out
 
 
-class DuckDB:
-    """DuckDB in this process: multi-threaded and out of core over local Parquet, CSV and JSONL."""
-
-    name = "duckdb"
-
-    def __init__(self) -> None:
-        try:
-            import duckdb
-        except ImportError:
-            raise GateError(
-                "the duckdb engine needs the duckdb package (one of mlops-gates' dependencies)",
-                hint="pip install duckdb, or use --engine arrow",
-            ) from None
-        self.con = duckdb.connect()
-        self.con.execute("SET enable_progress_bar = false")  # CI logs are not terminals
-
-    @staticmethod
-    def quote(name: str) -> str:
-        return '"' + name.replace('"', '""') + '"'
-
-    def source(self, ds: Dataset) -> str:
-        path = "'" + str(ds.path).replace("'", "''") + "'"
-        return {
-            "parquet": f"read_parquet({path})",
-            "csv": f"read_csv({path}, header = true)",
-            "jsonl": f"read_json({path}, format = 'newline_delimited')",
-        }[ds.format]
-
-    def types(self, ds: Dataset) -> dict[str, str]:
-        rows = self.con.execute(f"DESCRIBE SELECT * FROM {self.source(ds)}").fetchall()
-        return {r[0]: r[1] for r in rows}
-
-    def query(self, ds: Dataset, sql: Callable[[str], str]) -> pa.Table:
-        return self.con.sql(sql(self.source(ds))).to_arrow_table()
-
-
-class Spark:
-    """Apache Spark (local mode here; a cluster's session where one is configured)."""
-
-    name = "spark"
-
-    def __init__(self) -> None:
-        try:
-            with _quiet():
-                from pyspark.sql import SparkSession
-        except ImportError:
-            raise GateError(
-                "the spark engine needs pyspark (and Java 17 or later)",
-                hint="pip install 'mlops-gates[spark]', or use --engine duckdb",
-            ) from None
-        with _quiet():
-            self.spark = (
-                SparkSession.builder.appName("mlops-gates")
-                .config("spark.ui.enabled", "false")
-                .config("spark.ui.showConsoleProgress", "false")
-                .config("spark.sql.session.timeZone", "UTC")
-                .getOrCreate()
-            )
-        self.spark.sparkContext.setLogLevel("ERROR")
-
-    @staticmethod
-    def quote(name: str) -> str:
-        return "`" + name.replace("`", "``") + "`"
-
-    def frame(self, ds: Dataset) -> Any:
-        r = self.spark.read
-        path = str(ds.path)
-        if ds.format == "parquet":
-            return r.parquet(path)
-        if ds.format == "csv":
-            return r.option("header", True).option("inferSchema", True).csv(path)
-        return r.json(path)
-
-    def types(self, ds: Dataset) -> dict[str, str]:
-        with _quiet():
-            return dict(self.frame(ds).dtypes)
-
-    def query(self, ds: Dataset, sql: Callable[[str], str]) -> pa.Table:
-        with _quiet():
-            self.frame(ds).createOrReplaceTempView("mlops_gates_src")
-            return self.spark.sql(sql("mlops_gates_src")).toArrow()
-
-
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """pyspark 4.3 warns that pandas 3 is new to it, at import and at first use; no pandas is involved here."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        yield
-
-
-def choose(name: str, policy: Policy) -> str:
-    """auto: DuckDB for a classification policy over Parquet when it is installed; the streaming pass else."""
-    if name != "auto":
-        if policy.task == "regression" and name != "arrow":
-            raise GateError(
-                f"the {name} engine computes classification states; regression buckets rows by their position",
-                hint="use --engine arrow for a regression policy",
-            )
-        return name
-    if policy.task == "regression" or policy.eval_data.format != "parquet":
-        return "arrow"
-    import importlib.util
-
-    return "duckdb" if importlib.util.find_spec("duckdb") else "arrow"
-
-
-def engine(name: str) -> DuckDB | Spark:
-    return DuckDB() if name == "duckdb" else Spark()
-
-
-def query(policy: Policy, eng: DuckDB | Spark, enc: Any) -> tuple[pa.Table, _Sql]:
+def query(policy: Policy, eng: Engine, enc: Encoder) -> tuple[pa.Table, _Sql]:
     """The engine's groups for the policy, computed where the data lives. Reads `enc`'s settings and changes
     none of its codebooks, so it may run beside the streaming pass. Raises Invalid when the engine fails."""
     ds = policy.eval_data
@@ -307,7 +187,7 @@ def query(policy: Policy, eng: DuckDB | Spark, enc: Any) -> tuple[pa.Table, _Sql
         raise Invalid(f"{eng.name} could not compute the statistics: {str(exc).splitlines()[0]}") from None
 
 
-def tabulate(policy: Policy, enc: Any, res: pa.Table, sql: _Sql) -> tuple[CellTable, int]:
+def tabulate(policy: Policy, enc: Encoder, res: pa.Table, sql: _Sql) -> tuple[CellTable, int]:
     """The cell table and row count from the engine's groups, through the streaming pass's codebooks.
     Raises Invalid when the data breaks a rule."""
     ds = policy.eval_data
@@ -333,7 +213,7 @@ def tabulate(policy: Policy, enc: Any, res: pa.Table, sql: _Sql) -> tuple[CellTa
         raise Invalid(exc.message) from None
 
 
-def _table(policy: Policy, enc: Any, col: dict[str, pa.Array], has_baseline: bool) -> CellTable:
+def _table(policy: Policy, enc: Encoder, col: dict[str, pa.Array], has_baseline: bool) -> CellTable:
     """The engine's groups -> cells: raw values through the codebooks, per-label sums picked by the label."""
 
     def num(name: str) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Runs inside the deepchecks virtual environment (numpy 1, pandas 2): Parquet in, JSON out.
 
 It imports nothing from mlops_gates, whose dependencies that environment does not have.
-Usage: python deepchecks_runner.py JOB.json
+Usage: python runner.py JOB.json
 """
 
 import json

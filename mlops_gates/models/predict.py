@@ -23,8 +23,9 @@ import pyarrow.parquet as pq
 from mlops_gates.data.reader import column_names, iter_batches, require_columns
 from mlops_gates.digest import hash_tree
 from mlops_gates.errors import GateError
-from mlops_gates.models.base import ModelSpec, Task, load, model_file
-from mlops_gates.policy import Dataset
+from mlops_gates.models.adapters import load
+from mlops_gates.models.base import Task, model_file
+from mlops_gates.policy import Dataset, ModelSpec
 
 
 def output_columns(task: Task) -> list[str]:

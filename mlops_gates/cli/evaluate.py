@@ -1,0 +1,156 @@
+"""Evaluate and decide, publish the decision, shard statistics, check a policy, run the demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from mlops_gates.cli.options import (
+    engine_option,
+    finish,
+    policy_option,
+    post,
+    publish_options,
+    verdict_code,
+)
+from mlops_gates.errors import ExitCode
+
+
+@click.command()
+@policy_option
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="gate-out",
+    show_default=True,
+    help="Folder for decision.json, report.md, junit.xml and report.html.",
+)
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    metavar="ROLE=PATH",
+    help="A model file or folder whose digest goes into the record, e.g. candidate=model/.",
+)
+@click.option("--publish", "do_publish", is_flag=True, help="Post the decision to the PR/MR (see `publish`).")
+@publish_options
+@click.option(
+    "--stats",
+    "stats_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Decide from shards' statistics (`stats compute`) instead of reading the data (repeatable).",
+)
+@engine_option
+def evaluate(
+    policy_path: Path,
+    out_dir: Path,
+    models: tuple[str, ...],
+    do_publish: bool,
+    stats_files: tuple[Path, ...],
+    engine: str,
+    **opts: object,
+) -> None:
+    """Evaluate the candidate against the policy and decide PROMOTE, HOLD or REJECT."""
+    from mlops_gates.evaluation import run
+
+    paths = {}
+    for item in models:
+        role, sep, path = item.partition("=")
+        if not (sep and role and path):
+            raise click.BadParameter(f"'{item}' is not ROLE=PATH", param_hint="--model")
+        paths[role] = Path(path)
+    outcome = run(policy_path, out_dir, model_paths=paths, stats_paths=list(stats_files), engine=engine)
+    finish(outcome)
+    if do_publish and not post(outcome.files["record"], opts) and opts["strict"]:
+        sys.exit(ExitCode.PUBLISH_FAILED)
+    sys.exit(verdict_code(outcome.decision.verdict))
+
+
+@click.command("publish")
+@click.argument("record", type=click.Path(dir_okay=False, path_type=Path))
+@publish_options
+def publish_cmd(record: Path, **opts: object) -> None:
+    """Post RECORD (a decision.json) as one PR/MR comment, a status per gate and CI files.
+
+    Exits with the decision's code, whatever happened to the posting (unless --strict).
+    """
+    from mlops_gates.schemas import read_record
+
+    verdict = read_record(record)["decision"]
+    if not post(record, opts) and opts["strict"]:
+        sys.exit(ExitCode.PUBLISH_FAILED)
+    sys.exit(verdict_code(verdict))
+
+
+@click.group()
+def stats() -> None:
+    """Sufficient statistics per shard, for evaluation sets split across CI jobs."""
+
+
+@stats.command("compute")
+@policy_option
+@click.option(
+    "--data",
+    "data_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="This shard's evaluation data (default: the policy's data.eval).",
+)
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@engine_option
+def stats_compute(policy_path: Path, data_path: Path | None, out_path: Path, engine: str) -> None:
+    """Read one shard once and write its statistics; `evaluate --stats` adds the shards up and decides."""
+    from mlops_gates.evaluation import compute
+    from mlops_gates.stats.state import to_state, write
+
+    pol, staged, s = compute(policy_path, data_path, engine)
+    staged.cleanup()
+    write(to_state(s, pol, data_path or pol.eval_data.path), out_path)
+    click.echo(f"{s.rows:,} rows of {data_path or pol.eval_data.path} -> {out_path} ({len(s.cells):,} cells)")
+
+
+@click.group()
+def policy() -> None:
+    """Check a policy file, or print its JSON Schema."""
+
+
+@policy.command("check")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def policy_check(file: Path) -> None:
+    """Validate FILE and report every problem at once."""
+    from mlops_gates import policy as pol
+
+    p = pol.load(file)
+    click.echo(
+        f"{file}: valid ({len(p.gates)} gate{'s' if len(p.gates) != 1 else ''}: {', '.join(g.name for g in p.gates)})"
+    )
+
+
+@policy.command("schema")
+def policy_schema() -> None:
+    """Print the policy's JSON Schema."""
+    from mlops_gates import policy as pol
+
+    click.echo(json.dumps(pol.schema(), indent=2))
+
+
+@click.command()
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="gate-out",
+    show_default=True,
+)
+def demo(out_dir: Path) -> None:
+    """Gate a gradient-boosting candidate against a logistic-regression baseline on UCI Adult."""
+    from mlops_gates.demo import run_demo
+
+    outcome = run_demo(out_dir, echo=click.echo)
+    finish(outcome)
+    sys.exit(verdict_code(outcome.decision.verdict))

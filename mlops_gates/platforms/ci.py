@@ -1,0 +1,102 @@
+"""Which CI platform this run is on, and its facts, asked of that platform's driver module (github, gitlab):
+the one place outside the drivers that knows there is more than one platform."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Any
+
+from mlops_gates.errors import GateError
+from mlops_gates.platforms import github, gitlab
+from mlops_gates.platforms.base import Driver
+
+PLATFORMS = ("auto", "github", "gitlab", "local")
+DRIVERS: dict[str, ModuleType] = {"github": github, "gitlab": gitlab}
+
+
+def _env(env: Mapping[str, str] | None) -> dict[str, str]:
+    return dict(os.environ if env is None else env)
+
+
+def current(env: Mapping[str, str] | None = None) -> ModuleType | None:
+    """The driver module of the platform this runs on; None outside CI."""
+    e = _env(env)
+    return next((m for m in DRIVERS.values() if m.here(e)), None)
+
+
+def name(env: Mapping[str, str] | None = None) -> str:
+    found = current(env)
+    return found.NAME if found else "local"
+
+
+def context(env: Mapping[str, str] | None = None) -> dict[str, Any] | None:
+    """Where this run happened (repository, commit, pull/merge request, run URL, actor, author)."""
+    e = _env(env)
+    found = current(e)
+    return found.context(e) if found else None
+
+
+def untrusted_reason(env: Mapping[str, str] | None = None) -> str | None:
+    """Why this run must not load pickles: MLOPS_GATES_UNTRUSTED set, or the platform says the code is a
+    fork's."""
+    e = _env(env)
+    if e.get("MLOPS_GATES_UNTRUSTED", "").lower() in ("1", "true", "yes"):
+        return "MLOPS_GATES_UNTRUSTED is set"
+    found = current(e)
+    reason: str | None = found.untrusted(e) if found else None
+    return reason
+
+
+def actor(env: Mapping[str, str]) -> tuple[str, str | None] | None:
+    """In CI, the platform's word on who is acting: (platform, login). None outside CI."""
+    found = current(env)
+    if found is None:
+        return None
+    return {"github": "GitHub", "gitlab": "GitLab"}[found.NAME], found.actor(env)
+
+
+def identity_token(env: Mapping[str, str] | None = None) -> str:
+    """The OIDC token for keyless signing: SIGSTORE_ID_TOKEN (GitLab's id_tokens, or set by hand) on any
+    platform, else what the platform hands out. Never printed."""
+    e = _env(env)
+    if e.get("SIGSTORE_ID_TOKEN"):
+        return e["SIGSTORE_ID_TOKEN"]
+    for driver in DRIVERS.values():
+        token: str | None = driver.identity_token(e)
+        if token:
+            return token
+    found = current(e)
+    if found is not None:
+        raise found.no_identity_token(e)
+    raise GateError(
+        "no identity token for keyless signing",
+        hint="run in CI (GitHub id-token: write, GitLab id_tokens), pass --identity-token, or sign with --key",
+    )
+
+
+def is_member(env: Mapping[str, str], team: str, user: str) -> tuple[bool | None, str]:
+    """(member?, why) from the platform's API; None when it cannot be asked (outside CI, no token)."""
+    found = current(env)
+    if found is None:
+        return None, "team membership can only be checked in CI"
+    token = env.get(found.TOKEN_ENV, "")
+    if not token:
+        return None, f"${found.TOKEN_ENV} is not set"
+    member: bool = found.is_member(env, token, team, user)
+    return member, ""
+
+
+def driver(
+    platform: str, env: dict[str, str], *, token_env: str | None = None, check_run: bool = False
+) -> Driver:
+    """The publishing driver for `platform` (auto: the one this runs on; local outside CI)."""
+    chosen = name(env) if platform == "auto" else platform
+    if chosen == "github":
+        return github.GitHub(env, token_env=token_env or github.TOKEN_ENV, check_run=check_run)
+    if chosen == "gitlab":
+        return gitlab.GitLab(env, token_env=token_env or gitlab.TOKEN_ENV)
+    from mlops_gates.platforms.local import Local
+
+    return Local()

@@ -1,0 +1,32 @@
+"""Post a decision record where reviewers look: pick the platform's driver and hand it the record and report."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from mlops_gates.platforms import ci
+from mlops_gates.platforms.base import Driver, Published
+from mlops_gates.schemas import read_record
+
+
+def publish(
+    record_path: Path,
+    platform: str = "auto",
+    *,
+    env: dict[str, str] | None = None,
+    token_env: str | None = None,
+    check_run: bool = False,
+    drv: Driver | None = None,
+) -> Published:
+    env = dict(os.environ if env is None else env)
+    rec = read_record(record_path)
+    report_path = record_path.parent / "report.md"
+    if report_path.is_file():
+        report = report_path.read_text()
+    else:
+        from mlops_gates.report import markdown
+
+        report = markdown.render(rec)
+    d = drv or ci.driver(platform, env, token_env=token_env, check_run=check_run)
+    return d.publish(rec, report, record_path.parent)

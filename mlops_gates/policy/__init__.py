@@ -1,0 +1,45 @@
+"""gates.yml -> schema validation (every problem, with its line) -> frozen, typed policy.
+
+The family's public face: `load` and the typed policy; reading, schema, rules and building live beside it."""
+
+from mlops_gates.policy.build import dataset, load, seconds
+from mlops_gates.policy.model import (
+    Columns,
+    Dataset,
+    Environment,
+    GateSpec,
+    Margin,
+    ModelColumns,
+    ModelSpec,
+    OnOutcome,
+    Policy,
+    Problem,
+    Promotion,
+    Settings,
+    Signer,
+    Threshold,
+)
+from mlops_gates.policy.schema import schema
+from mlops_gates.policy.yaml_read import read_yaml
+
+__all__ = [
+    "Columns",
+    "Dataset",
+    "Environment",
+    "GateSpec",
+    "Margin",
+    "ModelColumns",
+    "ModelSpec",
+    "OnOutcome",
+    "Policy",
+    "Problem",
+    "Promotion",
+    "Settings",
+    "Signer",
+    "Threshold",
+    "dataset",
+    "load",
+    "read_yaml",
+    "schema",
+    "seconds",
+]

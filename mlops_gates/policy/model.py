@@ -1,0 +1,155 @@
+"""The typed policy: frozen dataclasses that every other part reads, never the raw YAML."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops_gates.errors import GateError
+
+Problem = tuple[str, str, "str | None"]  # (where, what is wrong, how to fix it)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    path: Path
+    format: str = "auto"
+    trust: str | None = None  # "pickle": allow pickle/joblib files (never on a fork's pull request)
+    model_class: str | None = None  # "package.module:Class", for weights-only formats
+    init: dict[str, Any] = field(default_factory=dict, hash=False)
+    features: tuple[str, ...] | None = None
+    device: str = "cpu"
+    batch_size: int = 4096
+    output: str = "auto"  # auto | probabilities | logits (torch classifiers)
+
+
+@dataclass(frozen=True)
+class Signer:
+    """Who must have signed: a public key, or an identity (exact or regular expression) with its issuer."""
+
+    key: Path | None = None
+    identity: str | None = None
+    identity_regexp: str | None = None
+    issuer: str | None = None
+    trust_root: Path | None = None
+    repository: str | None = None  # GitHub Actions identities: OWNER/REPO
+    ref: str | None = None  # GitHub Actions identities: refs/...
+
+
+@dataclass(frozen=True)
+class Dataset:
+    path: Path
+    format: str
+
+
+@dataclass(frozen=True)
+class ModelColumns:
+    prediction: str | None
+    score: tuple[str, ...]  # empty: no scores; one column (binary) or one per class (multiclass)
+
+
+@dataclass(frozen=True)
+class Columns:
+    label: str
+    candidate: ModelColumns | None  # None until the candidate model has predicted (models.candidate)
+    baseline: ModelColumns | None
+    sensitive: tuple[str, ...]
+    slices: tuple[str, ...]
+    weight: str | None
+    features: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
+class Settings:
+    confidence: float = 0.95
+    replicates: int = 2000
+    seed: int = 0
+    decision_mode: str = "interval"
+    correction: str = "none"
+    score_bins: int = 200
+    threshold: float = 0.5
+    min_group_size: int = 30
+    min_group_positives: int = 5
+    strata: tuple[str, ...] = ()  # columns the sample was drawn stratified by: the bootstrap resamples within
+
+
+@dataclass(frozen=True)
+class OnOutcome:
+    error: str = "reject"
+    inconclusive: str = "hold"
+    missing_baseline: str = "hold"
+    insufficient_group: str = "hold"
+    missing_group: str = "hold"
+
+
+@dataclass(frozen=True)
+class Threshold:
+    metric: str
+    op: str
+    value: float
+    severity: str
+
+
+@dataclass(frozen=True)
+class Margin:
+    metric: str
+    kind: str  # "absolute" or "relative"
+    value: float
+    severity: str
+
+
+@dataclass(frozen=True)
+class GateSpec:
+    type: str
+    name: str
+    severity: str
+    config: dict[str, Any] = field(hash=False, compare=False)
+    thresholds: tuple[Threshold, ...] = ()
+    margins: tuple[Margin, ...] = ()
+
+
+@dataclass(frozen=True)
+class Environment:
+    """One step of promotion: who may move a model into it, and whose signatures it trusts."""
+
+    name: str
+    signers: tuple[Signer, ...]
+    approvers: tuple[str, ...] | None = None  # None: anyone who can run the promotion
+    distinct_from_author: bool = False
+    min_time_in_previous: float = 0.0  # seconds
+    canary: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Promotion:
+    environments: tuple[Environment, ...]
+    registry: str | None = None
+    max_decision_age: float = 30 * 86400.0  # seconds
+    ledger: Path | None = None  # where the audit log lives (default: in the registry folder)
+    watch: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)  # rollback triggers
+
+    def env(self, name: str) -> tuple[int, Environment]:
+        for i, e in enumerate(self.environments):
+            if e.name == name:
+                return i, e
+        names = ", ".join(e.name for e in self.environments)
+        raise GateError(f"no environment named {name!r}", hint=f"the policy's environments are: {names}")
+
+
+@dataclass(frozen=True)
+class Policy:
+    path: Path
+    digest: str
+    task: str
+    positive_label: Any
+    classes: tuple[Any, ...]
+    eval_data: Dataset
+    reference: Dataset | None
+    training: Dataset | None
+    columns: Columns
+    settings: Settings
+    on: OnOutcome
+    gates: tuple[GateSpec, ...]
+    models: dict[str, ModelSpec] = field(default_factory=dict, hash=False, compare=False)
+    promotion: Promotion | None = None
