@@ -22,7 +22,8 @@ import yaml
 from mlops_gates import policy as P
 from mlops_gates.gates import registry
 from mlops_gates.gates.base import Context, Status
-from mlops_gates.stats.collect import EvalStats, score_edges
+from mlops_gates.stats.collect import EvalStats
+from mlops_gates.stats.encode import score_edges
 from mlops_gates.stats.table import CellTable
 
 SIZES = (500, 2_000, 10_000, 100_000)

@@ -156,7 +156,7 @@ for side in ('cand', 'base'):
     found[f'{side} roc_auc overall'] = roc_auc_score(t['y'], t[side])
 import json; json.dump({k: float(v) for k, v in found.items()}, open('fairlearn.json', 'w'))
 """
-AUC_TOLERANCE = 1e-3  # ours is computed from 200 score bins (README: the binning bound)
+AUC_TOLERANCE = 1e-3  # ours is computed from 200 score bins (docs/decisions.md: the binning bound)
 
 
 def agreement(folder: Path) -> float:

@@ -11,6 +11,7 @@ import click
 from mlops_gates.cli.options import (
     engine_option,
     finish,
+    out_dir_option,
     policy_option,
     post,
     publish_options,
@@ -21,14 +22,7 @@ from mlops_gates.errors import ExitCode
 
 @click.command()
 @policy_option
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default="gate-out",
-    show_default=True,
-    help="Folder for decision.json, report.md, junit.xml and report.html.",
-)
+@out_dir_option
 @click.option(
     "--model",
     "models",
@@ -131,6 +125,14 @@ def policy_check(file: Path) -> None:
     )
 
 
+@policy.command("reference")
+def policy_reference() -> None:
+    """Print the policy reference (Markdown), generated from the JSON Schema."""
+    from mlops_gates.policy.reference import markdown
+
+    click.echo(markdown(), nl=False)
+
+
 @policy.command("schema")
 def policy_schema() -> None:
     """Print the policy's JSON Schema."""
@@ -140,13 +142,7 @@ def policy_schema() -> None:
 
 
 @click.command()
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default="gate-out",
-    show_default=True,
-)
+@out_dir_option
 def demo(out_dir: Path) -> None:
     """Gate a gradient-boosting candidate against a logistic-regression baseline on UCI Adult."""
     from mlops_gates.demo import run_demo

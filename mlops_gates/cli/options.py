@@ -105,3 +105,11 @@ policy_option = click.option(
     show_default=True,
     help="The policy file.",
 )
+out_dir_option = click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="gate-out",
+    show_default=True,
+    help="Folder for decision.json, report.md, junit.xml and report.html.",
+)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+from mlops_gates.errors import GateError
 
 STATUS_LIMIT = 140  # GitHub's commit-status description limit, in characters
 
@@ -18,6 +21,26 @@ class Published:
     statuses: int = 0
     files: dict[str, Path] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+
+
+class Platform(Protocol):
+    """What a platform's driver module knows of a CI run on it (github.py, gitlab.py implement it)."""
+
+    NAME: str  # "github"
+    TITLE: str  # "GitHub"
+    TOKEN_ENV: str  # where its API token is, by default
+
+    def here(self, env: Mapping[str, str]) -> bool: ...
+
+    def context(self, env: Mapping[str, str]) -> dict[str, Any]: ...
+
+    def untrusted(self, env: Mapping[str, str]) -> str | None: ...
+
+    def actor(self, env: Mapping[str, str]) -> str | None: ...
+
+    def no_identity_token(self, env: Mapping[str, str]) -> GateError: ...
+
+    def is_member(self, env: Mapping[str, str], token: str, team: str, user: str) -> bool: ...
 
 
 class Driver(Protocol):

@@ -5,22 +5,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from types import ModuleType
 from typing import Any
 
 from mlops_gates.errors import GateError
 from mlops_gates.platforms import github, gitlab
-from mlops_gates.platforms.base import Driver
+from mlops_gates.platforms.base import Driver, Platform
+from mlops_gates.platforms.http import secret_forms
 
-PLATFORMS = ("auto", "github", "gitlab", "local")
-DRIVERS: dict[str, ModuleType] = {"github": github, "gitlab": gitlab}
+DRIVERS: dict[str, Platform] = {"github": github, "gitlab": gitlab}
 
 
 def _env(env: Mapping[str, str] | None) -> dict[str, str]:
     return dict(os.environ if env is None else env)
 
 
-def current(env: Mapping[str, str] | None = None) -> ModuleType | None:
+def current(env: Mapping[str, str] | None = None) -> Platform | None:
     """The driver module of the platform this runs on; None outside CI."""
     e = _env(env)
     return next((m for m in DRIVERS.values() if m.here(e)), None)
@@ -45,8 +44,7 @@ def untrusted_reason(env: Mapping[str, str] | None = None) -> str | None:
     if e.get("MLOPS_GATES_UNTRUSTED", "").lower() in ("1", "true", "yes"):
         return "MLOPS_GATES_UNTRUSTED is set"
     found = current(e)
-    reason: str | None = found.untrusted(e) if found else None
-    return reason
+    return found.untrusted(e) if found else None
 
 
 def actor(env: Mapping[str, str]) -> tuple[str, str | None] | None:
@@ -54,26 +52,46 @@ def actor(env: Mapping[str, str]) -> tuple[str, str | None] | None:
     found = current(env)
     if found is None:
         return None
-    return {"github": "GitHub", "gitlab": "GitLab"}[found.NAME], found.actor(env)
+    return found.TITLE, found.actor(env)
 
 
 def identity_token(env: Mapping[str, str] | None = None) -> str:
-    """The OIDC token for keyless signing: SIGSTORE_ID_TOKEN (GitLab's id_tokens, or set by hand) on any
-    platform, else what the platform hands out. Never printed."""
+    """The OIDC token for keyless signing: SIGSTORE_ID_TOKEN (GitLab's id_tokens, or set by hand), else what the
+    CI provider hands out, found by sigstore's `id` package (GitHub Actions, GitLab, Buildkite, CircleCI, Google
+    Cloud). Never printed."""
     e = _env(env)
     if e.get("SIGSTORE_ID_TOKEN"):
         return e["SIGSTORE_ID_TOKEN"]
-    for driver in DRIVERS.values():
-        token: str | None = driver.identity_token(e)
-        if token:
-            return token
+    try:
+        from id import IdentityError, detect_credential
+    except ImportError:
+        raise GateError(
+            "keyless signing needs sigstore's packages", hint="pip install 'mlops-gates[signing]'"
+        ) from None
+    why = ""
+    try:
+        token = detect_credential("sigstore")
+    except IdentityError as exc:
+        token, why = None, str(exc)
+        request = e.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+        # the endpoint's answer may echo the request token, in any encoding
+        for form in sorted(secret_forms(request), key=len, reverse=True) if request else ():
+            why = why.replace(form, "***")
+    if token:
+        return str(token)
     found = current(e)
-    if found is not None:
-        raise found.no_identity_token(e)
-    raise GateError(
-        "no identity token for keyless signing",
-        hint="run in CI (GitHub id-token: write, GitLab id_tokens), pass --identity-token, or sign with --key",
+    err = (
+        found.no_identity_token(e)
+        if found is not None
+        else GateError(
+            "no identity token for keyless signing",
+            hint="run in CI (GitHub id-token: write, GitLab id_tokens), pass --identity-token, or sign with --key",
+        )
     )
+    if why:
+        err.message = f"{err.message}: {why}"
+        err.args = (err.message,)
+    raise err
 
 
 def is_member(env: Mapping[str, str], team: str, user: str) -> tuple[bool | None, str]:
@@ -84,8 +102,7 @@ def is_member(env: Mapping[str, str], team: str, user: str) -> tuple[bool | None
     token = env.get(found.TOKEN_ENV, "")
     if not token:
         return None, f"${found.TOKEN_ENV} is not set"
-    member: bool = found.is_member(env, token, team, user)
-    return member, ""
+    return found.is_member(env, token, team, user), ""
 
 
 def driver(

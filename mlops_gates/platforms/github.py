@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops_gates.errors import GateError, PublishError, RemoteError
+from mlops_gates.errors import GateError, PublishError
 from mlops_gates.platforms.base import Published, load_event, status_lines
 from mlops_gates.platforms.http import Http
 from mlops_gates.report.markdown import LIMIT, MARKER, fit
@@ -30,6 +30,7 @@ def escape_property(s: str) -> str:
 
 # ---------------------------------------------------------------- facts of a GitHub Actions run
 NAME = "github"
+TITLE = "GitHub"
 TOKEN_ENV = "GITHUB_TOKEN"
 NO_ID_TOKEN = (
     "give the job `permissions: id-token: write`; a pull request from a fork gets no identity token, so sign "
@@ -78,24 +79,6 @@ def untrusted(env: Mapping[str, str]) -> str | None:
 def actor(env: Mapping[str, str]) -> str | None:
     """Who triggered this run (GITHUB_TRIGGERING_ACTOR differs from GITHUB_ACTOR on a re-run)."""
     return env.get("GITHUB_TRIGGERING_ACTOR") or env.get("GITHUB_ACTOR") or None
-
-
-def identity_token(env: Mapping[str, str]) -> str | None:
-    """An OIDC token for Sigstore from the Actions token endpoint (id-token: write); None without one."""
-    url, request = env.get("ACTIONS_ID_TOKEN_REQUEST_URL"), env.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
-    if not (url and request):
-        return None
-    http = Http(url, {"Authorization": f"Bearer {request}"}, secrets=(request,), retries=2)
-    try:
-        value = http.request("GET", f"{url}&audience=sigstore" if "?" in url else f"{url}?audience=sigstore")
-        token = (value.json() or {}).get("value")
-    except (RemoteError, ValueError) as exc:
-        raise GateError(
-            f"GitHub Actions did not give an identity token: {getattr(exc, 'message', exc)}", hint=NO_ID_TOKEN
-        ) from None
-    if not token:
-        raise GateError("GitHub Actions answered without an identity token", hint=NO_ID_TOKEN)
-    return str(token)
 
 
 def no_identity_token(env: Mapping[str, str]) -> GateError:

@@ -40,6 +40,7 @@ def _repeated_state(resp: Response) -> bool:
 
 # ---------------------------------------------------------------- facts of a GitLab CI job
 NAME = "gitlab"
+TITLE = "GitLab"
 TOKEN_ENV = "GITLAB_TOKEN"
 NO_ID_TOKEN = "add `id_tokens: {SIGSTORE_ID_TOKEN: {aud: sigstore}}` to the job, or sign with --key"
 
@@ -71,12 +72,6 @@ def untrusted(env: Mapping[str, str]) -> str | None:
 
 def actor(env: Mapping[str, str]) -> str | None:
     return env.get("GITLAB_USER_LOGIN") or None
-
-
-def identity_token(env: Mapping[str, str]) -> str | None:
-    """GitLab hands a job its OIDC token in the variable its `id_tokens` names (SIGSTORE_ID_TOKEN, read first
-    on every platform); there is no endpoint to ask."""
-    return None
 
 
 def no_identity_token(env: Mapping[str, str]) -> GateError:

@@ -1,5 +1,7 @@
-"""A small HTTP client for CI APIs: timeouts on every request, retries with backoff on 5xx and connection
-errors, GitHub's rate limits honoured, a bounded total time, and secrets kept out of every message."""
+"""The HTTP client for CI APIs, over a requests session: timeouts on every request, retries with backoff on 5xx
+and connection errors, GitHub's rate limits honoured (retry-after, x-ratelimit-reset, secondary limits), a
+bounded total time, and secrets kept out of every message. The retry rules are here, not urllib3's Retry: its
+schedule cannot wait for x-ratelimit-reset or bound all tries by one total time."""
 
 from __future__ import annotations
 
@@ -8,7 +10,6 @@ import binascii
 import json
 import re
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -58,20 +59,28 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme, (parts.hostname or "").lower(), port
 
 
-class _SameOrigin(urllib.request.HTTPRedirectHandler):
-    """Follow a redirect only within the API's origin: urllib would carry the credential anywhere."""
+class _OffOrigin(Exception):
+    """A redirect pointed outside the API's origin (raised inside requests, reported by Http)."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        if _origin(newurl) != _origin(req.full_url):
-            raise RemoteError(
-                f"HTTP {code}: refused to follow a redirect to another origin ({_origin(newurl)[1]}) with the credential",
-                status=code,
-                hint="the API answered with a redirect outside its own host; check the API URL",
-            )
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+    def __init__(self, code: int, host: str):
+        self.code, self.host = code, host
 
 
-_OPENER = urllib.request.build_opener(_SameOrigin)
+def _session() -> Any:
+    """A requests session that follows a redirect only within the request's origin: requests keeps custom
+    credential headers (PRIVATE-TOKEN) across hosts. No .netrc (it would replace the Authorization header);
+    proxies from the environment, as urllib does."""
+    import requests
+
+    class SameOrigin(requests.Session):
+        def rebuild_auth(self, prepared: Any, response: Any) -> None:
+            if _origin(prepared.url) != _origin(response.request.url):
+                raise _OffOrigin(response.status_code, _origin(prepared.url)[1])
+            super().rebuild_auth(prepared, response)
+
+    session = SameOrigin()
+    session.trust_env = False
+    return session
 
 
 @dataclass
@@ -98,6 +107,7 @@ class Http:
         for secret in (*self.secrets, *creds):
             forms |= secret_forms(secret)
         self._forms = sorted(forms, key=len, reverse=True)  # longest first: a form inside another goes too
+        self._session: Any = None  # made on the first request (requests is imported only then)
 
     def __repr__(self) -> str:
         return f"Http({self.base_url!r})"
@@ -143,23 +153,20 @@ class Http:
         while True:
             attempt += 1
             try:
-                with _OPENER.open(
-                    urllib.request.Request(url, data=data, headers=headers, method=method),
-                    timeout=self.timeout,
-                ) as r:
-                    resp = Response(r.status, {k.lower(): v for k, v in r.headers.items()}, r.read())
-            except RemoteError as e:  # a redirect to another origin, refused
-                raise self.error(e.message, status=e.status, hint=e.hint) from None
-            except urllib.error.HTTPError as e:
-                resp = Response(e.code, {k.lower(): v for k, v in (e.headers or {}).items()}, e.read() or b"")
-            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
-                reason = getattr(e, "reason", e)
+                resp = self._send(method, url, data, headers)
+            except _OffOrigin as e:
+                raise self.error(
+                    f"HTTP {e.code}: refused to follow a redirect to another origin ({e.host}) with the credential",
+                    status=e.code,
+                    hint="the API answered with a redirect outside its own host; check the API URL",
+                ) from None
+            except OSError as e:  # requests' errors are OSErrors: no connection, a timeout, a reset
                 wait = self.backoff * 2 ** (attempt - 1)
                 if attempt <= self.retries and self.clock() - start + wait <= self.max_total:
                     self.sleep(wait)
                     continue
                 raise self.error(
-                    self.scrub(f"{shown}: cannot reach the API after {attempt} tries ({reason})"),
+                    self.scrub(f"{shown}: cannot reach the API after {attempt} tries ({_reason(e)})"),
                     hint="check the API URL and the runner's network",
                 ) from None
             if ok is not None and ok(resp):
@@ -175,6 +182,16 @@ class Http:
                     hint=_hint(resp.status),
                 )
             return resp
+
+    def _send(self, method: str, url: str, data: bytes | None, headers: dict[str, str]) -> Response:
+        if self._session is None:
+            self._session = _session()
+        host = urllib.parse.urlsplit(url).hostname or ""
+        proxies = {} if urllib.request.proxy_bypass(host) else urllib.request.getproxies()
+        r = self._session.request(
+            method, url, data=data, headers=headers, timeout=self.timeout, proxies=proxies
+        )
+        return Response(r.status_code, {k.lower(): v for k, v in r.headers.items()}, r.content)
 
     def _wait(self, resp: Response, attempt: int) -> float | None:
         """Seconds to wait before retrying, or None when the answer should not be retried."""
@@ -221,6 +238,16 @@ class Http:
             url = _next(resp, url)
 
 
+def _reason(exc: OSError) -> str:
+    """The cause in a few words (requests' own message repeats the URL and the connection pool's state)."""
+    import requests
+
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    found = re.findall(r"\[Errno -?\d+\] ([^'\")\]]+)", str(exc))
+    return found[-1].strip() if found else type(exc).__name__
+
+
 def _next(resp: Response, url: str) -> str | None:
     link = resp.headers.get("link", "")
     m = re.search(r'<([^>]+)>;\s*rel="next"', link)
@@ -250,6 +277,6 @@ def _message(resp: Response, scrub: Callable[[str], str]) -> str:
 def _hint(status: int) -> str | None:
     return {
         401: "the token was refused: check that it is set and not expired",
-        403: "the token lacks a permission (see the README's permissions table), or this is a fork's read-only token",
+        403: "the token lacks a permission (see the permissions in docs/platforms.md), or this is a fork's read-only token",
         404: "the repository, pull request or project was not found, or the token cannot see it",
     }.get(status)

@@ -144,7 +144,11 @@ def _metric_problems(doc: Doc, at: list[Any], gate: dict[str, Any]) -> list[Prob
             continue
         if info is None:
             s = M.suggest(name, list(M.ALL))
-            hint = f"did you mean '{s}'?" if s else "see the policy reference in the README"
+            hint = (
+                f"did you mean '{s}'?"
+                if s
+                else "see docs/policy-reference.md, or run `mlops-gates policy reference`"
+            )
             problems.append((here, f"unknown metric '{name}'", hint))
             continue
         side_cols = [cols.get("candidate") or {"score": "model"}] + (

@@ -4,10 +4,8 @@ promotion one atomic step (read state, check, write) among racing CI jobs."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,26 +32,24 @@ class Ledger:
 
     @contextlib.contextmanager
     def locked(self, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
-        """An exclusive lock (flock: released by the kernel if the holder dies, so no stale lock)."""
+        """An exclusive lock among racing CI jobs (filelock: flock on POSIX, released by the kernel if the holder
+        dies, so no stale lock; msvcrt on Windows runners)."""
+        from filelock import FileLock, Timeout
+
         self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / ".lock").open("a") as f:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise Busy(
-                            f"another promotion has held the registry for over {timeout:.0f} s",
-                            where=str(self.root),
-                            hint="retry when it has finished",
-                        ) from None
-                    time.sleep(0.05)
-            try:
-                yield
-            finally:
-                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        lock = FileLock(self.root / ".lock", timeout=timeout)
+        try:
+            lock.acquire(poll_interval=0.05)
+        except Timeout:
+            raise Busy(
+                f"another promotion has held the registry for over {timeout:.0f} s",
+                where=str(self.root),
+                hint="retry when it has finished",
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     def entries(self) -> list[dict[str, Any]]:
         """The whole log, checked: every link of the chain, and its end against the head record. Anything

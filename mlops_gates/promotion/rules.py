@@ -18,7 +18,7 @@ def promotion_of(pol: Policy) -> Promotion:
         raise GateError(
             "the policy has no promotion section",
             where=str(pol.path),
-            hint="add promotion.environments (see the README, Promotion)",
+            hint="add promotion.environments (see docs/promotion.md)",
         )
     return pol.promotion
 

@@ -335,7 +335,10 @@ class FakeSigstore:
             status, out = 200, self._jwks()
         elif route == ("GET", "/oidc/actions-token"):  # GitHub's ACTIONS_ID_TOKEN_REQUEST_URL
             query = parse_qs(parts.query)
-            if h.headers.get("Authorization") != f"Bearer {REQUEST_TOKEN}":
+            scheme, _, given = (h.headers.get("Authorization") or "").partition(" ")
+            if (
+                scheme.lower() != "bearer" or given != REQUEST_TOKEN
+            ):  # the scheme is case-insensitive (RFC 7235)
                 status, out = 401, {"message": "bad request token"}
             else:
                 aud = query.get("audience", [""])[0]

@@ -35,7 +35,9 @@ def test_no_public_name_is_also_a_submodule():
     """Importing a submodule sets the package attribute of its name: a function named like a module would be
     replaced by the module as soon as anything imports it."""
     root = Path(mlops_gates.__file__).parent
-    clash = [n for n in mlops_gates._API if (root / f"{n}.py").exists() or (root / n / "__init__.py").exists()]
+    clash = [
+        n for n in mlops_gates._API if (root / f"{n}.py").exists() or (root / n / "__init__.py").exists()
+    ]
     assert not clash
 
 

@@ -74,7 +74,7 @@ def test_weights_spread_travels_through_duckdb_and_shard_state(tmp_path, monkeyp
     np.testing.assert_allclose(a.cells.sums["w2"].sum(), np.sum(frame["w"] ** 2), rtol=1e-9)
     assert json.dumps(sorted(a.cells.sums)) == json.dumps(sorted(b.cells.sums))
     from mlops_gates.stats.state import merge
-    from tests.integration.test_shards import compute_shard
+    from tests.stats.test_shards import compute_shard
 
     compute_shard(monkeypatch, tmp_path / "gates.yml", tmp_path / "eval.parquet", tmp_path / "s.json")
     merged = merge([tmp_path / "s.json"], pol)
@@ -139,7 +139,7 @@ def _delong_rows(pos: np.ndarray, neg: np.ndarray) -> tuple[float, float]:
 def _auc_status(auc: float, se: float, m: int, n: int, thr: float):
     from mlops_gates.gates.common import with_se
     from mlops_gates.gates.judge import Check, judge
-    from tests.unit.test_bootstrap import _Policy
+    from tests.stats.test_bootstrap import _Policy
 
     pol = _Policy()
     check = with_se(Check("roc_auc", "overall", np.array([auc]), m + n, ">=", thr, "fail"), se, pol, (m, n))  # type: ignore[arg-type]

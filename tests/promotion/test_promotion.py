@@ -31,7 +31,7 @@ from mlops_gates.promotion.stores import open_registry
 from mlops_gates.signing.envelope import PrivateKey
 from mlops_gates.signing.sign import sign
 from tests.conftest import cli_main, write_policy
-from tests.integration.test_signing import keypair
+from tests.signing.test_signing import keypair
 
 HOUR = dt.timedelta(hours=1)
 ROOT = Path(__file__).resolve().parents[2]
@@ -603,3 +603,39 @@ def test_team_approvers_are_confirmed_by_the_platform():
         assert validate("gitlab", gl.calls, bodiless=True) == len(gl.calls) == 3
     ok, why = allowed("dave", ("@acme/release-managers",), {})  # on a laptop
     assert not ok and "only be checked in CI" in why
+
+
+def test_a_held_lock_makes_another_promotion_wait_then_refuse(tmp_path):
+    """The ledger's lock is held by another process: a promotion waits, then says the registry is busy (exit
+    2); once the holder is gone (here: killed, as a crashed CI job would be), the lock is free again."""
+    import subprocess
+    import sys
+
+    from mlops_gates.errors import Busy
+    from mlops_gates.promotion.ledger import Ledger
+
+    ledger = Ledger(tmp_path / "reg")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from mlops_gates.promotion.ledger import Ledger\n"
+            f"with Ledger(Path({str(tmp_path / 'reg')!r})).locked():\n"
+            "    print('held', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with (
+            pytest.raises(Busy, match="another promotion has held the registry") as info,
+            ledger.locked(timeout=0.3),
+        ):
+            pass
+        assert info.value.exit_code == 2
+    finally:
+        holder.kill()
+        holder.wait()
+    with ledger.locked(timeout=5):
+        pass

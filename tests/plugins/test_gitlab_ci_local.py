@@ -48,8 +48,8 @@ def test_components_run_in_a_sample_project(tmp_path):
     from mlops_gates.promotion.stores import open_registry
     from mlops_gates.signing.envelope import PrivateKey
     from mlops_gates.signing.sign import sign
-    from tests.e2e.test_act import git
-    from tests.integration.test_signing import keypair
+    from tests.plugins.test_act import git
+    from tests.signing.test_signing import keypair
 
     gcl = gitlab_ci_local()
     repo = tmp_path / "models"

@@ -16,7 +16,7 @@ from mlops_gates.signing.envelope import PrivateKey
 from mlops_gates.signing.sign import sign
 from mlops_gates.signing.statements import PAYLOAD_TYPE, canonical, decision_statement, manifest
 from tests.conftest import binary_policy, cli_main, write_policy
-from tests.integration.test_signing import keypair
+from tests.signing.test_signing import keypair
 
 
 def _cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from mlops_gates.signing.envelope import PrivateKey
 from mlops_gates.signing.sign import sign
 from tests.conftest import binary_frame, binary_policy, cli_main, write_parquet, write_policy
-from tests.integration.test_signing import keypair
+from tests.signing.test_signing import keypair
 
 FUZZ = settings(
     max_examples=int(os.environ.get("MLOPS_GATES_FUZZ_EXAMPLES", "200")),

@@ -20,7 +20,7 @@ from mlops_gates.errors import DataError, GateError
 from mlops_gates.evaluation import run
 from mlops_gates.stats.collect import EvalStats, collect
 from tests.conftest import binary_frame, binary_policy, cli_main, write_parquet, write_policy
-from tests.integration.test_shards import GATES, close, compute_shard, metrics
+from tests.stats.test_shards import GATES, close, compute_shard, metrics
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import binary_frame, binary_policy, cli_main, write_parquet, write_policy
-from tests.integration.test_engines import spark_ready  # noqa: F401  (fixture)
+from tests.stats.test_engines import spark_ready  # noqa: F401  (fixture)
 
 GATES = [{"type": "accuracy", "metrics": [{"metric": "roc_auc", "op": ">=", "value": 0.5}]}]
 MULTI = {

@@ -137,7 +137,7 @@ def registered_repo(tmp_path: Path, workflow: str, versions: int) -> tuple[Path,
     from mlops_gates.promotion.stores import open_registry
     from mlops_gates.signing.envelope import PrivateKey
     from mlops_gates.signing.sign import sign
-    from tests.integration.test_signing import keypair
+    from tests.signing.test_signing import keypair
 
     repo = sample_repo(tmp_path, workflow)
     key, pub = keypair(repo)
@@ -271,7 +271,7 @@ jobs:
 def test_sign_action_outputs_the_digest_register_uses(tmp_path):
     from mlops_gates.evaluation import run
     from mlops_gates.signing.statements import manifest
-    from tests.integration.test_signing import keypair
+    from tests.signing.test_signing import keypair
 
     repo = sample_repo(tmp_path, SIGN)
     write_policy(repo / "gates.yml", binary_policy())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from mlops_gates import policy as P
@@ -223,3 +225,27 @@ def test_every_shipped_schema_is_a_valid_json_schema():
     assert "audit-entry.v1.schema.json" in names
     for name in names:
         jsonschema.Draft202012Validator.check_schema(json.loads(folder.joinpath(name).read_text()))
+
+
+def test_policy_reference_is_generated_from_the_schema():
+    """docs/policy-reference.md is exactly what `mlops-gates policy reference` prints: regenerate it after a
+    schema change (`mlops-gates policy reference > docs/policy-reference.md`)."""
+    from mlops_gates.policy.reference import markdown
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "policy-reference.md"
+    assert doc.read_text() == markdown()
+    assert "| `settings.confidence` |" in doc.read_text()  # the generator walks the whole schema
+
+
+def test_schema_defaults_are_the_defaults_the_policy_uses(tmp_path):
+    """The defaults the reference shows (the schema's) are the ones a policy without those keys gets."""
+    schema = P.schema()["properties"]
+    bare = {k: v for k, v in binary_policy().items() if k not in ("settings", "on")}
+    pol = P.load(write_policy(tmp_path / "gates.yml", bare))
+    settings = schema["settings"]["properties"]
+    expected = {k: v["default"] for k, v in settings.items() if "default" in v}
+    expected |= {k: v["default"] for k, v in settings["bootstrap"]["properties"].items() if "default" in v}
+    got = {k: getattr(pol.settings, k) for k in expected}
+    assert got == expected and len(expected) == 9
+    on = {k: v["default"] for k, v in schema["on"]["properties"].items()}
+    assert on == {k: getattr(pol.on, k) for k in on}

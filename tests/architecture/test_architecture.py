@@ -204,3 +204,12 @@ def test_every_exit_code_is_documented_where_users_look():
     help_text = " ".join(CliRunner().invoke(cli, ["--help"]).output.split())
     for code in codes:
         assert f"{code} " in help_text.split("Exit codes:")[1], code
+
+
+@pytest.mark.parametrize("script", ["speed", "decision_quality"])
+def test_benchmarks_still_import(script, monkeypatch):
+    """The benchmarks are not run by the suite (tens of minutes); a moved name must not break them unseen."""
+    import importlib
+
+    monkeypatch.syspath_prepend(str(PKG.parent / "bench"))
+    importlib.import_module(script)

@@ -19,7 +19,7 @@ from mlops_gates.errors import RemoteError
 from mlops_gates.platforms.http import Http, secret_forms
 from tests.conftest import cli_main
 from tests.fakes.api import FakeGitHub, FakeGitLab, Fault
-from tests.integration.test_publish import HEAD, TOKEN, github_env, make_record
+from tests.platforms.test_publish import HEAD, TOKEN, github_env, make_record
 
 GL_TOKEN = "glpat-SECRETsecret0987654321"
 
@@ -182,3 +182,49 @@ def test_a_server_that_hangs_is_bounded():
         assert time.monotonic() - start < 4
     finally:
         listener.close()
+
+
+class _TokenEndpoint:
+    """GitHub's identity-token endpoint on loopback, refusing with a body that echoes the request token."""
+
+    def __init__(self, body: bytes | dict) -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+
+        class H(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                self.send_response(401)
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/token?api-version=2.0"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("case", sorted(echoes(TOKEN)))
+def test_identity_token_endpoint_never_repeats_the_request_token(tmp_path, monkeypatch, capsys, case):
+    """Keyless signing in GitHub Actions: a refusal that echoes ACTIONS_ID_TOKEN_REQUEST_TOKEN, in any form,
+    is reported without it."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"\0" * 64)
+    endpoint = _TokenEndpoint(echoes(TOKEN)[case])
+    try:
+        monkeypatch.setenv("GITHUB_ACTIONS", "true")
+        monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_URL", endpoint.url)
+        monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", TOKEN)
+        monkeypatch.delenv("SIGSTORE_ID_TOKEN", raising=False)
+        code = cli_main(monkeypatch, "sign", str(model))
+    finally:
+        endpoint.close()
+    out, err = capsys.readouterr()
+    assert code == 2 and "OIDC token request failed" in err and "id-token: write" in err, err
+    assert leaked(out + err, TOKEN) is None, (case, err)
+    assert not (model / "model.sig").exists()
