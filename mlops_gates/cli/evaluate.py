@@ -114,15 +114,24 @@ def policy() -> None:
 
 
 @policy.command("check")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-def policy_check(file: Path) -> None:
-    """Validate FILE and report every problem at once."""
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+def policy_check(files: tuple[Path, ...]) -> None:
+    """Validate each FILE and report every problem at once (exit 2 if any file has one)."""
     from mlops_gates import policy as pol
+    from mlops_gates.errors import GateError
 
-    p = pol.load(file)
-    click.echo(
-        f"{file}: valid ({len(p.gates)} gate{'s' if len(p.gates) != 1 else ''}: {', '.join(g.name for g in p.gates)})"
-    )
+    failed: GateError | None = None
+    for file in files:
+        try:
+            p = pol.load(file)
+        except GateError as exc:
+            click.echo(f"{exc.label} {exc.render()}", err=True)
+            failed = exc
+            continue
+        names = ", ".join(g.name for g in p.gates)
+        click.echo(f"{file}: valid ({len(p.gates)} gate{'s' if len(p.gates) != 1 else ''}: {names})")
+    if failed is not None:
+        sys.exit(failed.exit_code)
 
 
 @policy.command("reference")

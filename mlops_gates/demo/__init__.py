@@ -16,7 +16,7 @@ from mlops_gates.errors import GateError
 if TYPE_CHECKING:
     from mlops_gates.evaluation import Outcome
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "adult"  # packaged with the demo in #17
+DATA = Path(__file__).resolve().parent  # the demo's data and policy ship in the package (README.md here)
 NUMERIC = ["age", "fnlwgt", "education_num", "capital_gain", "capital_loss", "hours_per_week"]
 CATEGORICAL = [
     "workclass",
@@ -88,15 +88,15 @@ def train_and_score(train: pa.Table, test: pa.Table, seed: int = 0) -> dict[str,
 def run_demo(out_dir: Path, echo: Callable[[str], None] = print) -> Outcome:
     from mlops_gates.evaluation import run
 
-    if not (EXAMPLE / "adult-train.parquet").is_file():
+    if not (DATA / "adult-train.parquet").is_file():
         raise GateError(
-            "the demo data is missing",
-            where=str(EXAMPLE),
-            hint="run the demo from a clone of the repository (make demo)",
+            "the demo data is missing from this installation",
+            where=str(DATA),
+            hint="reinstall mlops-gates (the wheel ships the demo's data), or run `make demo` in a clone",
         )
     out_dir.mkdir(parents=True, exist_ok=True)
-    train = pq.read_table(EXAMPLE / "adult-train.parquet")
-    test = pq.read_table(EXAMPLE / "adult-test.parquet")
+    train = pq.read_table(DATA / "adult-train.parquet")
+    test = pq.read_table(DATA / "adult-test.parquet")
     echo(
         f"training a baseline (logistic regression) and a candidate (gradient boosting) on {train.num_rows:,} rows of UCI Adult ..."
     )
@@ -107,6 +107,6 @@ def run_demo(out_dir: Path, echo: Callable[[str], None] = print) -> Outcome:
         columns[f"{role}_pred"] = pa.array(np.where(s >= 0.5, ">50K", "<=50K"))
     pq.write_table(pa.table(columns), out_dir / "predictions.parquet")
     pq.write_table(train, out_dir / "train.parquet")
-    shutil.copyfile(EXAMPLE / "gates.yml", out_dir / "gates.yml")
+    shutil.copyfile(DATA / "gates.yml", out_dir / "gates.yml")
     echo(f"scored {test.num_rows:,} test rows; gating with {out_dir / 'gates.yml'} ...")
     return run(out_dir / "gates.yml", out_dir)

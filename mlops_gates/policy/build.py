@@ -108,7 +108,13 @@ def load(path: str | Path) -> Policy:
     data, lines, raw = read_yaml(path)
     if not isinstance(data, dict):
         raise PolicyError(
-            [("line 1", "a policy is a mapping of keys to values", "start from examples/adult/gates.yml")],
+            [
+                (
+                    "line 1",
+                    "a policy is a mapping of keys to values",
+                    "start from the demo's policy: `mlops-gates demo` writes gate-out/gates.yml",
+                )
+            ],
             file=str(path),
         )
     problems = schema_problems(data, lines)

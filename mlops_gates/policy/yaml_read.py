@@ -94,7 +94,16 @@ def read_yaml(path: Path) -> tuple[Any, dict[str, int], bytes]:
             [("file", f"is {len(raw)} bytes; a policy may be at most {MAX_POLICY_BYTES}", None)], file=file
         )
     if not raw.strip():
-        raise PolicyError([("file", "is empty", "start from examples/adult/gates.yml")], file=file)
+        raise PolicyError(
+            [
+                (
+                    "file",
+                    "is empty",
+                    "start from the demo's policy: `mlops-gates demo` writes gate-out/gates.yml",
+                )
+            ],
+            file=file,
+        )
     loader = _NoAliasLoader(raw.decode("utf-8", errors="replace"))
     try:
         node = loader.get_single_node()

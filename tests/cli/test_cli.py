@@ -193,7 +193,7 @@ def test_hostile_yaml_exit_2(tmp_path, capsys, monkeypatch):
 
 
 def test_policy_check_and_schema(capsys, monkeypatch):
-    code, out, _ = run_cli(["policy", "check", "examples/adult/gates.yml"], capsys, monkeypatch)
+    code, out, _ = run_cli(["policy", "check", "mlops_gates/demo/gates.yml"], capsys, monkeypatch)
     assert code == 0 and "valid (4 gates" in out
     code, out, _ = run_cli(["policy", "schema"], capsys, monkeypatch)
     assert code == 0 and json.loads(out)["title"].startswith("mlops-gates policy")

@@ -17,7 +17,7 @@ from tests.conftest import binary_frame, binary_policy, write_parquet, write_pol
 from tests.fakes.api import FakeGitHub
 
 ROOT = Path(__file__).resolve().parents[2]
-COPY = ["action.yml", "actions", "pyproject.toml", "README.md", "mlops_gates", "schemas"]
+COPY = ["action.yml", "actions", "pyproject.toml", "README.md", "LICENSE", "mlops_gates", "schemas"]
 
 
 def example(name: str, *drop: str) -> str:

@@ -119,3 +119,27 @@ def test_gitlab_components_match_gitlabs_schema(tmp_path):
     broken = tmp_path / "broken.yml"
     broken.write_text("job:\n  script: [true]\n  artifacts:\n    reportz: {}\n")
     assert run(tool("check-jsonschema"), "--builtin-schema", "vendor.gitlab-ci", str(broken)).returncode != 0
+
+
+@pytest.mark.parametrize(
+    "template", sorted((ROOT / "gitlab" / "templates").glob("*.yml")), ids=lambda p: p.stem
+)
+def test_gitlab_components_install_their_own_version_by_default(template):
+    """The default `install` is empty: the job installs mlops-gates (with the extras it needs) at the
+    component's own version, the newest release when included by a branch or SHA, or exactly what was asked."""
+    import re
+    import subprocess
+
+    text = template.read_text()
+    assert "component: [version]" in text and "MLOPS_GATES_VERSION: $[[ component.version ]]" in text
+    (spec,) = set(re.findall(r'pip" install --quiet ("\$\{MLOPS_GATES_INSTALL:-[^"]+")', text))
+
+    def pip_argument(**env: str) -> str:
+        return subprocess.run(
+            ["bash", "-c", f"printf %s {spec}"], env=env, capture_output=True, text=True
+        ).stdout
+
+    extras = "[signing]" if template.stem in ("sign", "promote", "full-pipeline") else ""
+    assert pip_argument(MLOPS_GATES_VERSION="1.2.3") == f"mlops-gates{extras}==1.2.3"
+    assert pip_argument() == f"mlops-gates{extras}"
+    assert pip_argument(MLOPS_GATES_VERSION="1.2.3", MLOPS_GATES_INSTALL="./wheel.whl") == "./wheel.whl"

@@ -21,7 +21,7 @@ def problems(tmp_path, text: str) -> str:
 
 
 def test_example_policy_loads():
-    pol = P.load("examples/adult/gates.yml")
+    pol = P.load("mlops_gates/demo/gates.yml")
     assert pol.task == "binary" and pol.positive_label == ">50K"
     assert [g.type for g in pol.gates] == ["integrity", "accuracy", "fairness", "regression"]
     assert pol.on.insufficient_group == "hold"  # the key `on:` is not read as YAML 1.1's boolean
