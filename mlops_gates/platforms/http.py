@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 import re
 import time
 import urllib.parse
@@ -69,7 +70,7 @@ class _OffOrigin(Exception):
 def _session() -> Any:
     """A requests session that follows a redirect only within the request's origin: requests keeps custom
     credential headers (PRIVATE-TOKEN) across hosts. No .netrc (it would replace the Authorization header);
-    proxies from the environment, as urllib does."""
+    proxies and a private CA bundle from the environment, as before."""
     import requests
 
     class SameOrigin(requests.Session):
@@ -80,7 +81,19 @@ def _session() -> Any:
 
     session = SameOrigin()
     session.trust_env = False
+    session.verify = _ca_bundle()
     return session
+
+
+def _ca_bundle() -> str | bool:
+    """The CAs urllib trusted: a bundle the environment names, else the system's (a company CA installed on
+    the runner), else requests' own (certifi)."""
+    import ssl
+
+    named = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE")
+    paths = ssl.get_default_verify_paths()
+    found = next((f for f in (named, paths.cafile, paths.openssl_cafile) if f and os.path.isfile(f)), None)
+    return found or True
 
 
 @dataclass

@@ -133,13 +133,37 @@ def test_gitlab_components_install_their_own_version_by_default(template):
     text = template.read_text()
     assert "component: [version]" in text and "MLOPS_GATES_VERSION: $[[ component.version ]]" in text
     (spec,) = set(re.findall(r'pip" install --quiet ("\$\{MLOPS_GATES_INSTALL:-[^"]+")', text))
+    (which,) = set(re.findall(r'- (case "\$MLOPS_GATES_VERSION" in .*? esac)', text))
 
     def pip_argument(**env: str) -> str:
-        return subprocess.run(
-            ["bash", "-c", f"printf %s {spec}"], env=env, capture_output=True, text=True
-        ).stdout
+        script = f"{which}; printf %s {spec}"
+        return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True).stdout
 
     extras = "[signing]" if template.stem in ("sign", "promote", "full-pipeline") else ""
     assert pip_argument(MLOPS_GATES_VERSION="1.2.3") == f"mlops-gates{extras}==1.2.3"
     assert pip_argument() == f"mlops-gates{extras}"
     assert pip_argument(MLOPS_GATES_VERSION="1.2.3", MLOPS_GATES_INSTALL="./wheel.whl") == "./wheel.whl"
+    # gitlab-ci-local hands the SHA a component was included by: never `mlops-gates==<sha>`
+    assert (
+        pip_argument(MLOPS_GATES_VERSION="440a64591f1e249c00e484d4f7f7f9cc9e28e1e8") == f"mlops-gates{extras}"
+    )
+
+
+def test_component_input_shapes_are_the_ones_the_tool_accepts():
+    """An input with a shape carries GitLab's `regex`, the same rule the tool applies: a wrong value fails when
+    the pipeline is created, not halfway through a promotion."""
+    import json
+    import re
+
+    from mlops_gates.promotion.registry import NAME
+
+    spec = yaml.safe_load((ROOT / "gitlab" / "templates" / "promote.yml").read_text().split("\n---\n")[0])[
+        "spec"
+    ]
+    inputs = spec["inputs"]
+    assert inputs["model"]["regex"] == NAME.pattern
+    policy = json.loads((ROOT / "mlops_gates" / "schemas" / "policy.v1.schema.json").read_text())
+    assert inputs["environment"]["regex"] == policy["$defs"]["environment"]["properties"]["name"]["pattern"]
+    assert re.fullmatch(inputs["environment"]["regex"], "staging") and not re.fullmatch(
+        inputs["environment"]["regex"], "Prod;rm"
+    )
