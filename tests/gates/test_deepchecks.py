@@ -17,7 +17,7 @@ from tests.conftest import write_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = ROOT / ".cache" / "deepchecks"
-ADULT = ROOT / "examples" / "adult"
+ADULT = ROOT / "mlops_gates" / "demo"  # the demo data ships in the package
 NOT_APPLICABLE = [
     "DateTrainTestLeakageDuplicates",
     "DateTrainTestLeakageOverlap",
