@@ -19,7 +19,7 @@ WORKFLOWS = [
     *sorted((ROOT / "examples" / "github").glob("*.yml")),
     *sorted((ROOT / ".github" / "workflows").glob("*.yml")),
 ]
-COMPONENTS = sorted((ROOT / "gitlab" / "templates").glob("*.yml"))
+COMPONENTS = sorted((ROOT / "templates").glob("*.yml"))
 
 
 def tool(name: str) -> str:
@@ -121,9 +121,7 @@ def test_gitlab_components_match_gitlabs_schema(tmp_path):
     assert run(tool("check-jsonschema"), "--builtin-schema", "vendor.gitlab-ci", str(broken)).returncode != 0
 
 
-@pytest.mark.parametrize(
-    "template", sorted((ROOT / "gitlab" / "templates").glob("*.yml")), ids=lambda p: p.stem
-)
+@pytest.mark.parametrize("template", sorted((ROOT / "templates").glob("*.yml")), ids=lambda p: p.stem)
 def test_gitlab_components_install_their_own_version_by_default(template):
     """The default `install` is empty: the job installs mlops-gates (with the extras it needs) at the
     component's own version, the newest release when included by a branch or SHA, or exactly what was asked."""
@@ -157,9 +155,7 @@ def test_component_input_shapes_are_the_ones_the_tool_accepts():
 
     from mlops_gates.promotion.registry import NAME
 
-    spec = yaml.safe_load((ROOT / "gitlab" / "templates" / "promote.yml").read_text().split("\n---\n")[0])[
-        "spec"
-    ]
+    spec = yaml.safe_load((ROOT / "templates" / "promote.yml").read_text().split("\n---\n")[0])["spec"]
     inputs = spec["inputs"]
     assert inputs["model"]["regex"] == NAME.pattern
     policy = json.loads((ROOT / "mlops_gates" / "schemas" / "policy.v1.schema.json").read_text())
@@ -167,3 +163,33 @@ def test_component_input_shapes_are_the_ones_the_tool_accepts():
     assert re.fullmatch(inputs["environment"]["regex"], "staging") and not re.fullmatch(
         inputs["environment"]["regex"], "Prod;rm"
     )
+
+
+def test_the_projects_own_gitlab_pipeline_runs_its_components_from_this_commit(tmp_path):
+    """.gitlab-ci.yml includes this project's components by the commit's SHA (a local include cannot: the
+    templates use the component context): GitLab's schema accepts it, and gitlab-ci-local expands it into the
+    jobs it names, with the inputs applied; a release job runs on X.Y.Z tags only."""
+    from tests.plugins.test_act import git
+    from tests.plugins.test_gitlab_ci_local import gitlab_ci_local
+
+    r = run(tool("check-jsonschema"), "--builtin-schema", "vendor.gitlab-ci", str(ROOT / ".gitlab-ci.yml"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    gcl = gitlab_ci_local()
+    repo = tmp_path / "mlops-gates"
+    shutil.copytree(ROOT / "templates", repo / "templates")
+    shutil.copy(ROOT / ".gitlab-ci.yml", repo / ".gitlab-ci.yml")
+    git(repo, "init", "-q")
+    git(repo, "remote", "add", "origin", "https://gitlab.example.com/acme/mlops-gates.git")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "pipeline")
+    preview = subprocess.run(
+        [str(gcl), "--preview", "--no-color"], cwd=repo, capture_output=True, text=True, timeout=120
+    )
+    assert preview.returncode == 0, preview.stdout[-2000:] + preview.stderr[-2000:]
+    jobs = yaml.safe_load(preview.stdout)
+    job = jobs["selftest-evaluate"]
+    assert [n["job"] if isinstance(n, dict) else n for n in job["needs"]] == ["selftest-demo"]
+    assert job["variables"]["MLOPS_GATES_POLICY"] == "gate-out/gates.yml"
+    assert job["variables"]["MLOPS_GATES_INSTALL"] == "."
+    assert str(job["variables"]["MLOPS_GATES_PUBLISH"]).lower() == "false"
+    assert jobs["catalog-release"]["rules"] == [{"if": "$CI_COMMIT_TAG =~ /^[0-9]+\\.[0-9]+\\.[0-9]+$/"}]

@@ -9,11 +9,11 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "components.md"
-TEMPLATES = sorted((ROOT / "gitlab" / "templates").glob("*.yml"))
+TEMPLATES = sorted((ROOT / "templates").glob("*.yml"))
 
 HEADER = """# GitLab CI/CD components reference
 
-Generated from `gitlab/templates/` by `python -m tests.plugins.test_component_docs`; do not edit by hand. How to
+Generated from `templates/` by `python -m tests.plugins.test_component_docs`; do not edit by hand. How to
 include them and the example pipeline: [platforms.md](platforms.md#use-in-gitlab-ci).
 
 ```yaml

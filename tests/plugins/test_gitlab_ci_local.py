@@ -53,7 +53,7 @@ def test_components_run_in_a_sample_project(tmp_path):
 
     gcl = gitlab_ci_local()
     repo = tmp_path / "models"
-    shutil.copytree(ROOT / "gitlab" / "templates", repo / "templates")  # a component project's layout
+    shutil.copytree(ROOT / "templates", repo / "templates")  # this project's components, at this commit
     write_parquet(repo / "eval.parquet", binary_frame())
     key, pub = keypair(repo)
     promotion = {
