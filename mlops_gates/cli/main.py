@@ -45,7 +45,7 @@ for _command in (
 def main() -> None:
     """The command line, with stdout and stderr guarded: a value from data cannot start a CI workflow command
     or a GitLab log section on a line of its own."""
-    from mlops_gates.escape import GuardedStream
+    from mlops_gates.report.escape import GuardedStream
 
     out, err = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = GuardedStream(out), GuardedStream(err)

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pyarrow as pa
 
 from mlops_gates.errors import DataError
-from mlops_gates.metrics import suggest
 from mlops_gates.policy import Dataset
+from mlops_gates.policy.metrics import suggest
 
 BATCH_ROWS = 65_536
 JSON_BLOCK = 1 << 22  # bytes of lines per JSONL batch; the column types come from the first block

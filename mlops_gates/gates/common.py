@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlops_gates import metrics as M
 from mlops_gates.gates.base import Context, insufficient_status
 from mlops_gates.gates.judge import Check
 from mlops_gates.policy import Policy
+from mlops_gates.policy import metrics as M
 from mlops_gates.stats.compute import (
     Resampled,
     confusion,

@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from mlops_gates import metrics as M
 from mlops_gates.gates.base import ACTION, Context, GateResult, insufficient_status
 from mlops_gates.gates.common import scope_label
 from mlops_gates.gates.groups import (
@@ -22,6 +21,7 @@ from mlops_gates.gates.groups import (
 )
 from mlops_gates.gates.judge import Check, judge, summarise
 from mlops_gates.policy import GateSpec
+from mlops_gates.policy import metrics as M
 from mlops_gates.stats.inference import interval
 
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from mlops_gates import metrics as M
 from mlops_gates.gates.base import Context
 from mlops_gates.policy import GateSpec
+from mlops_gates.policy import metrics as M
 from mlops_gates.stats.compute import confusion, group_matrix, rates
 
 # Which confusion cells a rate is conditioned on: its denominator must hold enough rows.

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlops_gates import metrics as M
 from mlops_gates.gates.base import ACTION, Context, GateResult, insufficient_status
 from mlops_gates.gates.common import delong_auc, metric_values, row_shares, scope_label, with_se
 from mlops_gates.gates.groups import (
@@ -22,6 +21,7 @@ from mlops_gates.gates.groups import (
 )
 from mlops_gates.gates.judge import Check, judge, summarise
 from mlops_gates.policy import GateSpec, Margin
+from mlops_gates.policy import metrics as M
 from mlops_gates.stats.compute import group_matrix
 
 

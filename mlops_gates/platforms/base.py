@@ -58,7 +58,7 @@ class StatusLine:
 
 def clip(text: str, limit: int) -> str:
     """One line of at most `limit` characters (status descriptions, titles)."""
-    from mlops_gates.escape import one_line
+    from mlops_gates.report.escape import one_line
 
     text = one_line(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"

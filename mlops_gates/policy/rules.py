@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mlops_gates import metrics as M
+from mlops_gates.policy import metrics as M
 from mlops_gates.policy.model import Problem
 from mlops_gates.policy.schema import where
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlops_gates import metrics as M
+from mlops_gates.policy import metrics as M
 from mlops_gates.policy.model import Problem
 from mlops_gates.schemas import schema_file
 

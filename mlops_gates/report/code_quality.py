@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from mlops_gates.escape import one_line
+from mlops_gates.report.escape import one_line
 
 
 def code_quality(rec: dict[str, Any]) -> list[dict[str, Any]]:

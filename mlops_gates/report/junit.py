@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from mlops_gates.escape import xml_text
+from mlops_gates.report.escape import xml_text
 from mlops_gates.report.format import ci, num, threshold
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlops_gates.escape import html_text, md, mermaid
+from mlops_gates.report.escape import html_text, md, mermaid
 from mlops_gates.report.format import ICON, ci, num, threshold, to_decide
 
 MARKER = "<!-- mlops-gates:report -->"

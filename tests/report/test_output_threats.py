@@ -15,10 +15,10 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
-from mlops_gates.escape import ZWSP, guard_lines, md, one_line
 from mlops_gates.report import html as html_report
 from mlops_gates.report import junit, markdown
 from mlops_gates.report.code_quality import code_quality
+from mlops_gates.report.escape import ZWSP, guard_lines, md, one_line
 from tests.conftest import binary_frame, binary_policy, cli_main, write_parquet, write_policy
 
 HOSTILE = [
