@@ -14,10 +14,11 @@ from mlops_gates.cli.options import (
     out_dir_option,
     policy_option,
     post,
+    print_error,
     publish_options,
     verdict_code,
 )
-from mlops_gates.errors import ExitCode
+from mlops_gates.errors import ExitCode, GateError
 
 
 @click.command()
@@ -118,14 +119,13 @@ def policy() -> None:
 def policy_check(files: tuple[Path, ...]) -> None:
     """Validate each FILE and report every problem at once (exit 2 if any file has one)."""
     from mlops_gates import policy as pol
-    from mlops_gates.errors import GateError
 
     failed: GateError | None = None
     for file in files:
         try:
             p = pol.load(file)
         except GateError as exc:
-            click.echo(f"{exc.label} {exc.render()}", err=True)
+            print_error(exc)
             failed = exc
             continue
         names = ", ".join(g.name for g in p.gates)

@@ -9,6 +9,7 @@ import click
 
 from mlops_gates._version import __version__
 from mlops_gates.cli import evaluate, models, promotion, signing
+from mlops_gates.cli.options import print_error
 from mlops_gates.errors import ExitCode, GateError
 
 
@@ -61,7 +62,7 @@ def _main() -> None:
     try:
         cli.main(standalone_mode=False)
     except GateError as exc:
-        click.echo(f"{exc.label} {exc.render()}", err=True)
+        print_error(exc)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         sys.exit(ExitCode.USAGE)

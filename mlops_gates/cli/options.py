@@ -8,12 +8,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from mlops_gates.errors import ExitCode
+from mlops_gates.errors import ExitCode, GateError
 
 if TYPE_CHECKING:
     from mlops_gates.evaluation import Outcome
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def print_error(exc: GateError) -> None:
+    """How the command line reports an error a user can act on: its label, what, where and the hint."""
+    click.echo(f"{exc.label} {exc.render()}", err=True)
 
 
 def summary(outcome: Outcome) -> str:

@@ -80,18 +80,12 @@ def identity_token(env: Mapping[str, str] | None = None) -> str:
     if token:
         return str(token)
     found = current(e)
-    err = (
-        found.no_identity_token(e)
-        if found is not None
-        else GateError(
-            "no identity token for keyless signing",
-            hint="run in CI (GitHub id-token: write, GitLab id_tokens), pass --identity-token, or sign with --key",
-        )
+    if found is not None:
+        raise found.no_identity_token(e, why)
+    raise GateError(
+        "no identity token for keyless signing" + (f": {why}" if why else ""),
+        hint="run in CI (GitHub id-token: write, GitLab id_tokens), pass --identity-token, or sign with --key",
     )
-    if why:
-        err.message = f"{err.message}: {why}"
-        err.args = (err.message,)
-    raise err
 
 
 def is_member(env: Mapping[str, str], team: str, user: str) -> tuple[bool | None, str]:

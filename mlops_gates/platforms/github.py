@@ -81,11 +81,12 @@ def actor(env: Mapping[str, str]) -> str | None:
     return env.get("GITHUB_TRIGGERING_ACTOR") or env.get("GITHUB_ACTOR") or None
 
 
-def no_identity_token(env: Mapping[str, str]) -> GateError:
+def no_identity_token(env: Mapping[str, str], why: str = "") -> GateError:
     fork = env.get("GITHUB_EVENT_NAME", "").startswith("pull_request")
     return GateError(
         "no identity token for keyless signing"
-        + (" (this looks like a pull request, which may come from a fork)" if fork else ""),
+        + (" (this looks like a pull request, which may come from a fork)" if fork else "")
+        + (f": {why}" if why else ""),
         hint=NO_ID_TOKEN,
     )
 

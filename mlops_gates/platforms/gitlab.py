@@ -74,8 +74,8 @@ def actor(env: Mapping[str, str]) -> str | None:
     return env.get("GITLAB_USER_LOGIN") or None
 
 
-def no_identity_token(env: Mapping[str, str]) -> GateError:
-    return GateError("no identity token for keyless signing", hint=NO_ID_TOKEN)
+def no_identity_token(env: Mapping[str, str], why: str = "") -> GateError:
+    return GateError("no identity token for keyless signing" + (f": {why}" if why else ""), hint=NO_ID_TOKEN)
 
 
 def is_member(env: Mapping[str, str], token: str, team: str, user: str) -> bool:

@@ -25,19 +25,23 @@ class Doc:
 
     @property
     def task(self) -> str:
-        return str(self.data["task"])
+        task: str = self.data["task"]
+        return task
 
     @property
     def cols(self) -> dict[str, Any]:
-        return dict(self.data["columns"])
+        cols: dict[str, Any] = self.data["columns"]
+        return cols
 
     @property
     def sensitive(self) -> list[str]:
-        return list(self.cols.get("sensitive", []))
+        sensitive: list[str] = self.cols.get("sensitive", [])
+        return sensitive
 
     @property
     def models(self) -> dict[str, Any]:
-        return dict(self.data.get("models", {}))
+        models: dict[str, Any] = self.data.get("models", {})
+        return models
 
     @property
     def has_baseline(self) -> bool:
