@@ -15,6 +15,13 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $@
 
+# The package's dependencies as wheels (about 150 MB): the tests that install a locally built release as a user
+# would (the README's snippets, pre-commit's hook) take them from here, with no index and no network.
+WHEELHOUSE := .cache/wheelhouse/.downloaded
+$(WHEELHOUSE): pyproject.toml
+	$(PYTHON) -m pip download -q --only-binary :all: -d .cache/wheelhouse '.[signing]' 'setuptools>=77'
+	touch $@
+
 demo: $(BIN)/.installed
 	$(BIN)/mlops-gates demo --out gate-out || [ $$? -eq 1 ]  # 1 = HOLD/REJECT: a verdict, not a failure
 
@@ -58,7 +65,7 @@ bench: $(BIN)/.installed $(DEEPCHECKS) $(EVIDENTLY)
 	$(BIN)/python bench/speed.py
 	$(BIN)/python bench/decision_quality.py
 
-test: lint $(NPM) $(BIN)/.torch $(DEEPCHECKS) $(MLFLOW)
+test: lint $(NPM) $(BIN)/.torch $(DEEPCHECKS) $(MLFLOW) $(WHEELHOUSE)
 	$(BIN)/python -m pytest -q
 
 # the fast loop: the package and its test extra only (no torch, Spark, deepchecks, MLflow or npm); under a minute

@@ -10,7 +10,7 @@ if [ -n "${MLOPS_GATES_VENV:-}" ] && [ -x "$MLOPS_GATES_VENV/bin/mlops-gates" ];
   exit 0
 fi
 python="${MLOPS_GATES_PYTHON:-python3}"
-version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/pyproject.toml" | head -n 1)"
+version="$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$root/mlops_gates/_version.py")"
 venv="${RUNNER_TEMP:-/tmp}/mlops-gates-${version}"
 if [ ! -x "$venv/bin/mlops-gates" ]; then
   "$python" -m venv "$venv"

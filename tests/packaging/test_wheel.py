@@ -7,44 +7,12 @@ site-packages, so nothing is downloaded; mlops-gates itself comes only from the 
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import sysconfig
 import zipfile
 from email.parser import Parser
 from pathlib import Path
-
-import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    src = tmp_path_factory.mktemp("src")
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
-        shutil.copy(ROOT / name, src / name)
-    shutil.copytree(ROOT / "mlops_gates", src / "mlops_gates", ignore=shutil.ignore_patterns("__pycache__"))
-    dist = tmp_path_factory.mktemp("dist")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-build-isolation",
-            "--no-deps",
-            "-q",
-            "-w",
-            str(dist),
-            str(src),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    (found,) = dist.glob("mlops_gates-*.whl")
-    return found
 
 
 def test_the_wheel_carries_licence_metadata_types_schemas_and_demo_data(wheel):

@@ -45,6 +45,9 @@ def test_actions_and_workflows_match_githubs_schemas(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     r = run(tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *map(str, WORKFLOWS))
     assert r.returncode == 0, r.stdout + r.stderr
+    dependabot = str(ROOT / ".github" / "dependabot.yml")
+    r = run(tool("check-jsonschema"), "--builtin-schema", "vendor.dependabot", dependabot)
+    assert r.returncode == 0, r.stdout + r.stderr
     broken = tmp_path / "action.yml"
     broken.write_text(
         (ROOT / "action.yml").read_text().replace("runs:\n  using: composite", "runz:\n  using: composite")
