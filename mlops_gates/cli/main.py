@@ -8,7 +8,7 @@ import sys
 import click
 
 from mlops_gates._version import __version__
-from mlops_gates.cli import evaluate, models, promotion, signing
+from mlops_gates.cli import evaluate, live, models, promotion, signing
 from mlops_gates.cli.options import print_error
 from mlops_gates.errors import ExitCode, GateError
 
@@ -38,6 +38,7 @@ for _command in (
     promotion.promote,
     promotion.rollback,
     promotion.watch,
+    live.analyze,
     promotion.audit,
 ):
     cli.add_command(_command)

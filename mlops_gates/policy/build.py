@@ -82,7 +82,12 @@ def _promotion(d: dict[str, Any], base: Path) -> Promotion:
     if reg is not None and "://" not in reg:
         reg = str(path(reg))
     return Promotion(
-        envs, reg, seconds(d.get("max_decision_age", "30d")), path(d.get("ledger")), dict(d.get("watch", {}))
+        envs,
+        reg,
+        seconds(d.get("max_decision_age", "30d")),
+        path(d.get("ledger")),
+        dict(d.get("watch", {})),
+        dict(d.get("analysis", {})),
     )
 
 

@@ -121,6 +121,19 @@ class Environment:
     canary: tuple[int, ...] = ()
 
 
+# the request log's columns for the live analysis, by role (promotion.analysis.columns renames them)
+LIVE_COLUMNS = {
+    "request_id": "request_id",
+    "version": "version",
+    "prediction": "prediction",
+    "score": "score",
+    "label": "label",
+    "latency": "latency_ms",
+    "error": "error",
+    "split": "split",
+}
+
+
 @dataclass(frozen=True)
 class Promotion:
     environments: tuple[Environment, ...]
@@ -128,6 +141,7 @@ class Promotion:
     max_decision_age: float = 30 * 86400.0  # seconds
     ledger: Path | None = None  # where the audit log lives (default: in the registry folder)
     watch: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)  # rollback triggers
+    analysis: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)  # live canary analysis
 
     def env(self, name: str) -> tuple[int, Environment]:
         for i, e in enumerate(self.environments):

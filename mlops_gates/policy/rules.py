@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlops_gates.policy import metrics as M
-from mlops_gates.policy.model import Problem
+from mlops_gates.policy.model import LIVE_COLUMNS, Problem
 from mlops_gates.policy.schema import where
 
 SCORE_METRICS = ("roc_auc", "log_loss", "brier", "ece")
@@ -63,7 +63,7 @@ def semantic_problems(data: dict[str, Any], lines: dict[str, int]) -> list[Probl
         problems += _metric_problems(doc, at, gate)
         problems += GATE_RULES.get(gate["type"], _none)(doc, at, gate)
         problems += _data_problems(doc, at, gate)
-    problems += _environment_problems(doc)
+    problems += _environment_problems(doc) + _analysis_problems(doc)
     names = [g.get("name", g["type"]) for g in data["gates"]]
     for n in {n for n in names if names.count(n) > 1}:
         problems.append(("gates", f"two gates are named '{n}'", "give each a distinct name"))
@@ -290,6 +290,41 @@ def _environment_problems(doc: Doc) -> list[Problem]:
                     "list the traffic percentages in the order they are reached, e.g. [10, 50]",
                 )
             )
+    return problems
+
+
+LIVE_METRIC_TASKS = {
+    "accuracy": ("binary", "multiclass"),
+    "log_loss": ("binary",),
+    "brier": ("binary",),
+    "mae": ("regression",),
+}
+
+
+def _analysis_problems(doc: Doc) -> list[Problem]:
+    """The live analysis' metrics suit the task, and no two of its columns share a name."""
+    analysis = doc.data.get("promotion", {}).get("analysis", {})
+    problems: list[Problem] = [
+        (
+            doc.at(["promotion", "analysis", "metrics", i, "metric"]),
+            f"{m['metric']} does not apply to a {doc.task} task",
+            f"use one of: {', '.join(k for k, tasks in LIVE_METRIC_TASKS.items() if doc.task in tasks)}",
+        )
+        for i, m in enumerate(analysis.get("metrics", []))
+        if doc.task not in LIVE_METRIC_TASKS[m["metric"]]
+    ]
+    given = analysis.get("columns") or {}
+    seen: dict[str, str] = {}
+    for key, name in sorted({**LIVE_COLUMNS, **given}.items(), key=lambda kv: kv[0] in given):
+        if name in seen:
+            problems.append(
+                (
+                    doc.at(["promotion", "analysis", "columns", key]),
+                    f"'{name}' is already the {seen[name]} column",
+                    "give each its own column",
+                )
+            )
+        seen.setdefault(name, key)
     return problems
 
 

@@ -28,6 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("gates", ("gates", "gates.*")),
     ("flow", ("evaluation", "decision", "report", "demo", "demo.*")),
     ("promotion", ("promotion", "promotion.*")),
+    ("live", ("live", "live.*")),  # the production half: canary analysis on live traffic
     ("front", ("", "__main__", "cli", "cli.*")),
 ]
 ROOT_MODULES = {
@@ -204,7 +205,7 @@ def test_every_exit_code_is_documented_where_users_look():
         assert f"{code} " in help_text.split("Exit codes:")[1], code
 
 
-@pytest.mark.parametrize("script", ["speed", "decision_quality"])
+@pytest.mark.parametrize("script", ["speed", "decision_quality", "rollout"])
 def test_benchmarks_still_import(script, monkeypatch):
     """The benchmarks are not run by the suite (tens of minutes); a moved name must not break them unseen."""
     import importlib
