@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from mlops_gates.errors import DataError, GateError
 from mlops_gates.live.logs import Arm, read_arms
@@ -120,7 +122,7 @@ def analyze(
         raise GateError("the canary and the stable version are the same", hint="name two versions")
     roles = _roles(s)
     c, st, others = read_arms(requests, labels, s.columns, roles, (canary, stable))
-    rows = {arm.name: {"requests": arm.requests, "labelled": int(arm.labelled().sum())} for arm in (c, st)}
+    rows = {arm.name: {"requests": arm.requests, "labelled": arm.labelled().num_rows} for arm in (c, st)}
     rows["other versions"] = {"requests": others}
     empty = [arm.name for arm in (c, st) if arm.requests == 0]
     if empty:
@@ -187,9 +189,9 @@ def _srm(s: Settings, c: Arm, st: Arm, split: float | None) -> Check:
 
 
 def _split(s: Settings, arm: Arm, given: float | None) -> np.ndarray:
-    logged = arm.get("split")
-    if given is not None or logged is None or logged.dtype.kind != "f" or np.isnan(logged).all():
+    if given is not None or not arm.has("split"):
         return np.full(arm.requests, s.split if given is None else given)
+    logged = arm.floats("split")
     if np.isnan(logged).any() or ((logged <= 0) | (logged >= 1)).any():
         raise DataError(
             "the split column holds values outside (0, 1) or gaps",
@@ -201,36 +203,28 @@ def _split(s: Settings, arm: Arm, given: float | None) -> np.ndarray:
 
 def _per_row(pol: Policy, metric: str, arm: Arm) -> np.ndarray:
     """The metric's value on each labelled row of one arm."""
-    mask = arm.labelled()
-    label = arm.columns["label"][mask]
+    rows = arm.labelled()
     if metric in ("log_loss", "brier"):
-        score = _column(arm, "score")[mask].astype(float)
-        y = (label.astype(str) == str(pol.positive_label)).astype(float)
+        _require(arm, "score")
+        score = arm.floats("score", rows)
+        y = pc.equal(arm.text("label", rows), str(pol.positive_label)).to_numpy(zero_copy_only=False)
         if metric == "brier":
             return (score - y) ** 2
         p = np.clip(score, EPS, 1 - EPS)
         return -(y * np.log(p) + (1 - y) * np.log(1 - p))
-    pred = _column(arm, "prediction")[mask]
+    _require(arm, "prediction")
     if metric == "mae":
-        return np.abs(pred.astype(float) - label.astype(float))
-    return (_text(pred) == _text(label)).astype(float)
+        return np.abs(arm.floats("prediction", rows) - arm.floats("label", rows))
+    same = pc.equal(arm.text("prediction", rows), arm.text("label", rows))
+    return pc.fill_null(same, False).to_numpy(zero_copy_only=False).astype(float)
 
 
-def _text(a: np.ndarray) -> np.ndarray:
-    """Labels as text, so that 1, 1.0 and "1" are one class."""
-    if a.dtype.kind == "f":
-        return np.array([f"{v:g}" for v in a], dtype=object)
-    return np.array([str(v) for v in a], dtype=object)
-
-
-def _column(arm: Arm, role: str) -> np.ndarray:
-    col = arm.get(role)
-    if col is None or (col.dtype.kind == "O" and all(v is None for v in col[:1000])):
+def _require(arm: Arm, role: str) -> None:
+    if not arm.has(role):
         raise DataError(
             f"the logs have no {role} column for version {arm.name}",
             hint=f"log the served model's {role}, or name its column under promotion.analysis.columns",
         )
-    return col
 
 
 def _compare(
@@ -272,9 +266,9 @@ def _bernoulli_var(v: np.ndarray) -> float:
 
 def _metric(s: Settings, pol: Policy, m: dict[str, Any], c: Arm, st: Arm) -> Check:
     name = m["metric"]
-    if not (c.labelled().any() and st.labelled().any()):
-        which = [a.name for a in (c, st) if not a.labelled().any()]
-        return Check(name, "metric", "cannot judge", f"no labelled rows for {', '.join(which)} yet")
+    blind = [a.name for a in (c, st) if a.labelled().num_rows == 0]
+    if blind:
+        return Check(name, "metric", "cannot judge", f"no labelled rows for {', '.join(blind)} yet")
     vc, vs = _per_row(pol, name, c), _per_row(pol, name, st)
     return _compare(name, "metric", HIGHER_IS_BETTER[name], m["margin"], vc, vs, s, name == "accuracy")
 
@@ -282,7 +276,14 @@ def _metric(s: Settings, pol: Policy, m: dict[str, Any], c: Arm, st: Arm) -> Che
 def _guardrails(s: Settings, c: Arm, st: Arm) -> list[Check]:
     g, out = s.guardrails, []
     if "error_rate" in g:
-        ec, es = (np.array([bool(v) for v in _column(a, "error")], dtype=float) for a in (c, st))
+        for a in (c, st):
+            _require(a, "error")
+        ec, es = (
+            pc.fill_null(pc.cast(a.table.column("error"), pa.bool_()), False)
+            .to_numpy(zero_copy_only=False)
+            .astype(float)
+            for a in (c, st)
+        )
         out.append(_compare("error rate", "guardrail", False, g["error_rate"]["margin"], ec, es, s, True))
     if "latency" in g:
         out.append(_latency(s, g["latency"], c))
@@ -293,7 +294,8 @@ def _guardrails(s: Settings, c: Arm, st: Arm) -> list[Check]:
 
 def _latency(s: Settings, rule: dict[str, float], c: Arm) -> Check:
     """The canary's latency quantile under max_ms, as a share: at most 1 - quantile of requests over max_ms."""
-    lat = _column(c, "latency").astype(float)
+    _require(c, "latency")
+    lat = c.floats("latency")
     lat = lat[~np.isnan(lat)]
     q, cap = rule["quantile"], rule["max_ms"]
     name = f"latency p{q * 100:g}"
@@ -314,20 +316,26 @@ def _prediction_psi(s: Settings, cap: float, c: Arm, st: Arm) -> Check:
     """The canary's predictions against stable's on the same traffic: PSI over stable's deciles (or classes)."""
     from mlops_gates.stats.drift import psi
 
-    score = c.get("score")
-    role = "score" if score is not None and score.dtype.kind == "f" else "prediction"
-    a, b = _column(c, role), _column(st, role)
-    if min(len(a), len(b)) < s.min_rows:
+    scored = all(a.has("score") and pa.types.is_floating(a.table.column("score").type) for a in (c, st))
+    role = "score" if scored else "prediction"
+    for a in (c, st):
+        _require(a, role)
+    if min(c.requests, st.requests) < s.min_rows:
         return Check("prediction shift", "guardrail", "pending", f"judged from {s.min_rows} requests per arm")
-    if a.dtype.kind == "f" and b.dtype.kind == "f":
-        edges = np.unique(np.quantile(b[~np.isnan(b)], np.linspace(0, 1, 11)[1:-1]))
+    if scored:
+        a, b = (x[~np.isnan(x)] for x in (c.floats("score"), st.floats("score")))
+        edges = np.unique(np.quantile(b, np.linspace(0, 1, 11)[1:-1]))
         hc, hs = (
-            np.bincount(np.searchsorted(edges, x[~np.isnan(x)], side="right"), minlength=len(edges) + 1)
-            for x in (a, b)
+            np.bincount(np.searchsorted(edges, x, side="right"), minlength=len(edges) + 1) for x in (a, b)
         )
     else:
-        classes = sorted({str(v) for v in np.concatenate([a, b])})
-        hc, hs = (np.array([np.sum(_text(x) == k) for k in classes]) for x in (a, b))
+        counts = [pc.value_counts(pc.fill_null(x.text("prediction"), "")) for x in (c, st)]
+        tallies = [
+            dict(zip(v.field("values").to_pylist(), v.field("counts").to_pylist(), strict=True))
+            for v in counts
+        ]
+        classes = sorted(set(tallies[0]) | set(tallies[1]))
+        hc, hs = (np.array([t.get(k, 0) for k in classes]) for t in tallies)
     value = psi(hs.astype(float), hc.astype(float))
     status = "fail" if value > cap else "pass"
     return Check(
@@ -337,5 +345,5 @@ def _prediction_psi(s: Settings, cap: float, c: Arm, st: Arm) -> Check:
         f"PSI {value:.4f} (max {cap:g})",
         value,
         limit=cap,
-        rows=len(a) + len(b),
+        rows=c.requests + st.requests,
     )
