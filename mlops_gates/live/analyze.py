@@ -20,13 +20,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlops_gates.errors import DataError, GateError
-from mlops_gates.live.logs import Arm, read_arms
-from mlops_gates.policy import Policy
+from mlops_gates.live.logs import files, read_window
+from mlops_gates.live.state import ArmState, LiveState, Sums
+from mlops_gates.policy import Dataset, Policy
 from mlops_gates.policy.model import LIVE_COLUMNS
 from mlops_gates.stats import sequential
 
 HIGHER_IS_BETTER = {"accuracy": True, "log_loss": False, "brier": False, "mae": False}
-EPS = 1e-15
 
 
 @dataclass(frozen=True)
@@ -118,33 +118,78 @@ def analyze(
 ) -> Analysis:
     """Read the logs, judge every check the policy names, decide."""
     s = Settings.of(pol)
+    state = new_state(pol, s, canary, stable)
+    for ds in files(requests):
+        feed_requests(state, s, ds, split)
+    for ds in files(labels):
+        feed_labels(state, s, ds)
+    return judge(state, s)
+
+
+def new_state(pol: Policy, s: Settings, canary: str, stable: str) -> LiveState:
     if canary == stable:
         raise GateError("the canary and the stable version are the same", hint="name two versions")
-    roles = _roles(s)
-    c, st, others = read_arms(requests, labels, s.columns, roles, (canary, stable))
-    rows = {arm.name: {"requests": arm.requests, "labelled": arm.labelled().num_rows} for arm in (c, st)}
-    rows["other versions"] = {"requests": others}
-    empty = [arm.name for arm in (c, st) if arm.requests == 0]
+    cap = s.guardrails.get("latency", {}).get("max_ms")
+    return LiveState(canary, stable, pol.task, pol.positive_label, tuple(m["metric"] for m in s.metrics), cap)
+
+
+def feed_requests(state: LiveState, s: Settings, ds: Dataset, split: float | None) -> None:
+    """One window of requests into the state; every column a check needs must be there."""
+    t = read_window(ds, {r: s.columns[r] for r in _roles(s)}, _required(s))
+    shares = np.full(t.num_rows, s.split if split is None else split)
+    if split is None and "split" in t.column_names:
+        logged = pc.cast(t.column("split"), pa.float64()).to_numpy(zero_copy_only=False)
+        if np.isnan(logged).any() or ((logged <= 0) | (logged >= 1)).any():
+            raise DataError(
+                "the split column holds values outside (0, 1) or gaps",
+                where=str(ds.path),
+                hint="log the canary's share of traffic as a fraction on every request",
+            )
+        shares = logged
+    state.add_requests(t, shares)
+
+
+def feed_labels(state: LiveState, s: Settings, ds: Dataset) -> None:
+    names = {"request_id": s.columns["request_id"], "label": s.columns["label"]}
+    try:
+        state.add_labels(read_window(ds, names, ("request_id", "label")))
+    except DataError as exc:
+        raise DataError(exc.message, where=str(ds.path), hint=exc.hint) from None
+
+
+def judge(state: LiveState, s: Settings) -> Analysis:
+    """The checks on what the state holds, and the verdict."""
+    c, st = state.arms
+    rows: dict[str, dict[str, int]] = {
+        a.name: {"requests": a.requests, "labelled": a.labelled} for a in (c, st)
+    }
+    rows["other versions"] = {"requests": state.others}
+    empty = [a.name for a in (c, st) if a.requests == 0]
     if empty:
         reasons = [f"no traffic reached {', '.join(empty)}: cannot judge"]
-        return Analysis("HOLD", canary, stable, [], rows, reasons, s)
-    checks = [_srm(s, c, st, split)]
-    checks += [_metric(s, pol, m, c, st) for m in s.metrics]
-    checks += _guardrails(s, c, st)
+        return Analysis("HOLD", c.name, st.name, [], rows, reasons, s)
+    checks = [_srm(s, state)]
+    checks += [_metric(s, m, c, st) for m in s.metrics]
+    checks += _guardrails(s, state)
     verdict, reasons = _decide(s, checks, rows)
-    return Analysis(verdict, canary, stable, checks, rows, reasons, s)
+    return Analysis(verdict, c.name, st.name, checks, rows, reasons, s)
 
 
 def _roles(s: Settings) -> list[str]:
-    """The log columns the policy's checks read."""
-    roles = ["split"]
-    if s.metrics:
-        roles += ["label", "prediction", "score"]
+    """The log columns the state reads (those absent from a file are skipped)."""
+    return ["request_id", "version", "split", "label", "prediction", "score", "error", "latency"]
+
+
+def _required(s: Settings) -> list[str]:
+    """The columns the policy's checks cannot do without."""
+    need = ["request_id", "version"]
+    names = {m["metric"] for m in s.metrics}
+    need += ["prediction"] if names & {"accuracy", "mae"} else []
+    need += ["score"] if names & {"log_loss", "brier"} else []
     g = s.guardrails
-    roles += ["error"] if "error_rate" in g else []
-    roles += ["latency"] if "latency" in g else []
-    roles += ["prediction", "score"] if "prediction_psi" in g else []
-    return list(dict.fromkeys(roles))
+    need += ["error"] if "error_rate" in g else []
+    need += ["latency"] if "latency" in g else []
+    return need
 
 
 def _decide(s: Settings, checks: list[Check], rows: dict[str, dict[str, int]]) -> tuple[str, list[str]]:
@@ -166,65 +211,20 @@ def _decide(s: Settings, checks: list[Check], rows: dict[str, dict[str, int]]) -
     return "CONTINUE", pending
 
 
-def _srm(s: Settings, c: Arm, st: Arm, split: float | None) -> Check:
+def _srm(s: Settings, state: LiveState) -> Check:
     """Sample-ratio mismatch: is the canary's share of the two arms' traffic what the router was told?"""
+    c, st = state.arms
     n = c.requests + st.requests
-    shares = np.concatenate([_split(s, a, split) for a in (c, st)])
-    centred = float(c.requests - shares.sum())
-    variance = float((shares * (1 - shares)).sum())
-    p = float(shares.mean())
+    p = state.split_expected / n
+    centred = c.requests - state.split_expected
     horizon_v = max(s.horizon * p * (1 - p), 1.0)
-    if sequential.ratio_mismatch(centred, variance, s.srm_alpha, horizon_v):
-        detail = f"the canary got {c.requests / n:.2%} of {n} requests; the router was told {p:.2%}"
-        return Check("traffic split", "srm", "fail", detail, c.requests / n, limit=p, rows=n)
+    share = c.requests / n
+    if sequential.ratio_mismatch(centred, state.split_variance, s.srm_alpha, horizon_v):
+        detail = f"the canary got {share:.2%} of {n} requests; the router was told {p:.2%}"
+        return Check("traffic split", "srm", "fail", detail, share, limit=p, rows=n)
     return Check(
-        "traffic split",
-        "srm",
-        "pass",
-        f"{c.requests / n:.2%} of {n} (expected {p:.2%})",
-        c.requests / n,
-        limit=p,
-        rows=n,
+        "traffic split", "srm", "pass", f"{share:.2%} of {n} (expected {p:.2%})", share, limit=p, rows=n
     )
-
-
-def _split(s: Settings, arm: Arm, given: float | None) -> np.ndarray:
-    if given is not None or not arm.has("split"):
-        return np.full(arm.requests, s.split if given is None else given)
-    logged = arm.floats("split")
-    if np.isnan(logged).any() or ((logged <= 0) | (logged >= 1)).any():
-        raise DataError(
-            "the split column holds values outside (0, 1) or gaps",
-            where=f"version {arm.name}",
-            hint="log the canary's share of traffic as a fraction on every request",
-        )
-    return logged
-
-
-def _per_row(pol: Policy, metric: str, arm: Arm) -> np.ndarray:
-    """The metric's value on each labelled row of one arm."""
-    rows = arm.labelled()
-    if metric in ("log_loss", "brier"):
-        _require(arm, "score")
-        score = arm.floats("score", rows)
-        y = pc.equal(arm.text("label", rows), str(pol.positive_label)).to_numpy(zero_copy_only=False)
-        if metric == "brier":
-            return (score - y) ** 2
-        p = np.clip(score, EPS, 1 - EPS)
-        return -(y * np.log(p) + (1 - y) * np.log(1 - p))
-    _require(arm, "prediction")
-    if metric == "mae":
-        return np.abs(arm.floats("prediction", rows) - arm.floats("label", rows))
-    same = pc.equal(arm.text("prediction", rows), arm.text("label", rows))
-    return pc.fill_null(same, False).to_numpy(zero_copy_only=False).astype(float)
-
-
-def _require(arm: Arm, role: str) -> None:
-    if not arm.has(role):
-        raise DataError(
-            f"the logs have no {role} column for version {arm.name}",
-            hint=f"log the served model's {role}, or name its column under promotion.analysis.columns",
-        )
 
 
 def _compare(
@@ -232,111 +232,86 @@ def _compare(
     kind: str,
     higher: bool,
     margin: dict[str, float],
-    vc: np.ndarray,
-    vs: np.ndarray,
+    sc: Sums,
+    ss: Sums,
     s: Settings,
     bernoulli: bool,
 ) -> Check:
-    """Canary minus stable on per-row values, against the margin, with a confidence sequence."""
-    nc, ns = len(vc), len(vs)
-    if min(nc, ns) < s.min_rows:
+    """Canary minus stable, against the margin, with a confidence sequence."""
+    if min(sc.n, ss.n) < s.min_rows:
         return Check(
-            name, kind, "pending", f"{nc} and {ns} rows; judged from {s.min_rows} per arm", rows=nc + ns
+            name,
+            kind,
+            "pending",
+            f"{sc.n} and {ss.n} rows; judged from {s.min_rows} per arm",
+            rows=sc.n + ss.n,
         )
-    mc, ms = float(vc.mean()), float(vs.mean())
-    var_c, var_s = (
-        (_bernoulli_var(vc), _bernoulli_var(vs))
-        if bernoulli
-        else (float(vc.var(ddof=1)), float(vs.var(ddof=1)))
+    mc, ms = sc.mean, ss.mean
+    est, lo, hi = sequential.difference(
+        mc, sc.variance(bernoulli), sc.n, ms, ss.variance(bernoulli), ss.n, s.alpha, s.horizon
     )
-    est, lo, hi = sequential.difference(mc, var_c, nc, ms, var_s, ns, s.alpha, s.horizon)
     m = margin.get("absolute", margin.get("relative", 0.0) * abs(ms))
     limit = -m if higher else m
     worse_for_sure = hi < limit if higher else lo > limit
     fine_for_sure = lo > limit if higher else hi < limit
     status = "fail" if worse_for_sure else "pass" if fine_for_sure else "pending"
     detail = f"canary {mc:.4g} vs stable {ms:.4g}: difference {est:+.4g} in [{lo:+.4g}, {hi:+.4g}], limit {limit:+.4g}"
-    return Check(name, kind, status, detail, est, lo, hi, limit, nc + ns)
+    return Check(name, kind, status, detail, est, lo, hi, limit, sc.n + ss.n)
 
 
-def _bernoulli_var(v: np.ndarray) -> float:
-    p = (v.sum() + 1) / (len(v) + 2)
-    return float(p * (1 - p))
-
-
-def _metric(s: Settings, pol: Policy, m: dict[str, Any], c: Arm, st: Arm) -> Check:
+def _metric(s: Settings, m: dict[str, Any], c: ArmState, st: ArmState) -> Check:
     name = m["metric"]
-    blind = [a.name for a in (c, st) if a.labelled().num_rows == 0]
+    blind = [a.name for a in (c, st) if a.labelled == 0]
     if blind:
         return Check(name, "metric", "cannot judge", f"no labelled rows for {', '.join(blind)} yet")
-    vc, vs = _per_row(pol, name, c), _per_row(pol, name, st)
-    return _compare(name, "metric", HIGHER_IS_BETTER[name], m["margin"], vc, vs, s, name == "accuracy")
+    higher = HIGHER_IS_BETTER[name]
+    return _compare(
+        name, "metric", higher, m["margin"], c.metrics[name], st.metrics[name], s, name == "accuracy"
+    )
 
 
-def _guardrails(s: Settings, c: Arm, st: Arm) -> list[Check]:
+def _guardrails(s: Settings, state: LiveState) -> list[Check]:
     g, out = s.guardrails, []
+    c, st = state.arms
     if "error_rate" in g:
-        for a in (c, st):
-            _require(a, "error")
-        ec, es = (
-            pc.fill_null(pc.cast(a.table.column("error"), pa.bool_()), False)
-            .to_numpy(zero_copy_only=False)
-            .astype(float)
-            for a in (c, st)
+        out.append(
+            _compare(
+                "error rate", "guardrail", False, g["error_rate"]["margin"], c.errors, st.errors, s, True
+            )
         )
-        out.append(_compare("error rate", "guardrail", False, g["error_rate"]["margin"], ec, es, s, True))
     if "latency" in g:
-        out.append(_latency(s, g["latency"], c))
+        out.append(_latency(s, g["latency"], state))
     if "prediction_psi" in g:
         out.append(_prediction_psi(s, g["prediction_psi"]["max"], c, st))
     return out
 
 
-def _latency(s: Settings, rule: dict[str, float], c: Arm) -> Check:
+def _latency(s: Settings, rule: dict[str, float], state: LiveState) -> Check:
     """The canary's latency quantile under max_ms, as a share: at most 1 - quantile of requests over max_ms."""
-    _require(c, "latency")
-    lat = c.floats("latency")
-    lat = lat[~np.isnan(lat)]
+    c = state.arms[0]
     q, cap = rule["quantile"], rule["max_ms"]
     name = f"latency p{q * 100:g}"
-    if len(lat) < s.min_rows:
-        return Check(name, "guardrail", "pending", f"{len(lat)} timed requests; judged from {s.min_rows}")
-    over = int((lat > cap).sum())
-    est, lo, hi = sequential.proportion(over, len(lat), s.alpha, s.horizon)
+    if c.timed < s.min_rows:
+        return Check(name, "guardrail", "pending", f"{c.timed} timed requests; judged from {s.min_rows}")
+    est, lo, hi = sequential.proportion(c.over, c.timed, s.alpha, s.horizon)
     allowed = 1 - q
     status = "fail" if lo > allowed else "pass" if hi < allowed else "pending"
     detail = (
-        f"p{q * 100:g} {np.quantile(lat, q):.4g} ms; {est:.3%} over {cap:g} ms in [{lo:.3%}, {hi:.3%}], "
-        f"allowed {allowed:.3%}"
+        f"p{q * 100:g} about {state.latency_quantile(0, q):.4g} ms; {est:.3%} over {cap:g} ms in "
+        f"[{lo:.3%}, {hi:.3%}], allowed {allowed:.3%}"
     )
-    return Check(name, "guardrail", status, detail, est, lo, hi, allowed, len(lat))
+    return Check(name, "guardrail", status, detail, est, lo, hi, allowed, c.timed)
 
 
-def _prediction_psi(s: Settings, cap: float, c: Arm, st: Arm) -> Check:
-    """The canary's predictions against stable's on the same traffic: PSI over stable's deciles (or classes)."""
+def _prediction_psi(s: Settings, cap: float, c: ArmState, st: ArmState) -> Check:
+    """The canary's predictions against stable's on the same traffic: PSI over deciles (or classes)."""
     from mlops_gates.stats.drift import psi
 
-    scored = all(a.has("score") and pa.types.is_floating(a.table.column("score").type) for a in (c, st))
-    role = "score" if scored else "prediction"
-    for a in (c, st):
-        _require(a, role)
     if min(c.requests, st.requests) < s.min_rows:
         return Check("prediction shift", "guardrail", "pending", f"judged from {s.min_rows} requests per arm")
-    if scored:
-        a, b = (x[~np.isnan(x)] for x in (c.floats("score"), st.floats("score")))
-        edges = np.unique(np.quantile(b, np.linspace(0, 1, 11)[1:-1]))
-        hc, hs = (
-            np.bincount(np.searchsorted(edges, x, side="right"), minlength=len(edges) + 1) for x in (a, b)
-        )
-    else:
-        counts = [pc.value_counts(pc.fill_null(x.text("prediction"), "")) for x in (c, st)]
-        tallies = [
-            dict(zip(v.field("values").to_pylist(), v.field("counts").to_pylist(), strict=True))
-            for v in counts
-        ]
-        classes = sorted(set(tallies[0]) | set(tallies[1]))
-        hc, hs = (np.array([t.get(k, 0) for k in classes]) for t in tallies)
-    value = psi(hs.astype(float), hc.astype(float))
+    keys = sorted(set(c.predictions) | set(st.predictions))
+    hc, hs = (np.array([a.predictions.get(k, 0) for k in keys], dtype=float) for a in (c, st))
+    value = psi(hs, hc)
     status = "fail" if value > cap else "pass"
     return Check(
         "prediction shift",

@@ -210,7 +210,7 @@ def test_bad_logs_are_errors_that_name_the_file(monkeypatch, tmp_path, models, c
     pq.write_table(pa.table({"request_id": ["x"]}), tmp_path / "logs" / "broken.parquet")
     code, _ = analyze(monkeypatch, tmp_path, "v2")
     err = capsys.readouterr().err
-    assert code == 2 and "broken.parquet" in err and "has no version column" in err
+    assert code == 2 and "broken.parquet" in err and "has no version or prediction column" in err
     policy = binary_policy()
     code, _ = analyze(monkeypatch, tmp_path, "v2", policy=policy)
     assert code == 2 and "no promotion.analysis" in capsys.readouterr().err
@@ -235,3 +235,39 @@ def test_the_policy_check_refuses_a_live_metric_that_does_not_fit_the_task(tmp_p
         load(tmp_path / "gates.yml")
     text = exc.value.render()
     assert "mae does not apply to a binary task" in text and "'score' is already the score column" in text
+
+
+def test_looking_window_by_window_gives_what_reading_everything_at_once_gives(tmp_path, models):
+    """The state kept between looks: windows fed one at a time, labels before or after their requests, a
+    window fed twice, give the record a single reading of everything gives."""
+    from mlops_gates import policy as P
+    from mlops_gates.live.analyze import Settings, feed_labels, feed_requests, judge, new_state
+    from mlops_gates.live.logs import files
+
+    rollout(tmp_path, models, "v2", windows=4, per_window=3_000)
+    write_policy(
+        tmp_path / "gates.yml",
+        analysis_policy(
+            guardrails={"latency": {"quantile": 0.99, "max_ms": 150}, "prediction_psi": {"max": 0.2}}
+        ),
+    )
+    pol = P.load(tmp_path / "gates.yml")
+    s = Settings.of(pol)
+    logs, labels = files([tmp_path / "logs"]), files([tmp_path / "labels"])
+    once = new_state(pol, s, "v2", "v1")
+    for ds in logs:
+        feed_requests(once, s, ds, None)
+    for ds in labels:
+        feed_labels(once, s, ds)
+    looked = new_state(pol, s, "v2", "v1")
+    feed_labels(looked, s, labels[0])  # the labels of window 0 before its requests
+    for k, ds in enumerate(logs):
+        feed_requests(looked, s, ds, None)
+        feed_requests(looked, s, ds, None)  # shipped twice
+        if k:
+            feed_labels(looked, s, labels[k])
+        judge(looked, s)  # a look, which must change nothing
+    feed_labels(looked, s, labels[1])  # the same labels again
+    a, b = judge(once, s).record(), judge(looked, s).record()
+    assert a == b
+    assert a["rows"]["v2"]["labelled"] + a["rows"]["v1"]["labelled"] == 12_000
