@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # mlops-gates in a container, for runners that should not install anything, the GitLab components (input
-# `image`), and checks at the door of serving. Slim, non-root, the base pinned by digest, the signing extra in.
+# `image`), `serve` for rollout controllers, and checks at the door of serving. Slim, non-root, the base pinned by
+# digest, the signing and serve extras in.
 #   docker build -t mlops-gates .
 #   docker run --rm -v "$PWD:/work" mlops-gates mlops-gates evaluate --policy gates.yml --out gate-out
 # The base's digest is python:3.12-slim-bookworm's multi-platform index; .github/dependabot.yml keeps it current.
@@ -21,7 +22,7 @@ FROM ${PYTHON_IMAGE} AS venv
 COPY --from=dist / /wheels/
 RUN python -m venv /opt/mlops-gates \
  && set -- /wheels/mlops_gates-*.whl \
- && /opt/mlops-gates/bin/pip install --no-cache-dir --disable-pip-version-check "$1[signing]"
+ && /opt/mlops-gates/bin/pip install --no-cache-dir --disable-pip-version-check "$1[signing,serve]"
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.source="https://github.com/mlops-gates/mlops-gates" \

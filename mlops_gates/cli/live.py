@@ -67,3 +67,57 @@ def analyze(
     click.echo(text, nl=False)
     click.echo(f"{record['verdict']}: " + "; ".join(record["reasons"]), err=True)
     sys.exit(verdict_code(record["verdict"]))
+
+
+@click.command()
+@click.option(
+    "--requests",
+    "requests",
+    type=LOGS,
+    multiple=True,
+    required=True,
+    help="Where the request logs are written (folders or files; repeatable).",
+)
+@click.option(
+    "--labels", type=LOGS, multiple=True, help="Where labels arrive (folders or files; repeatable)."
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@click.option(
+    "--model", "model", default="model", show_default=True, help="The model's name, for the metrics' labels."
+)
+@click.option(
+    "--env",
+    "environment",
+    default="production",
+    show_default=True,
+    help="The environment, for the metrics' labels.",
+)
+@policy_option
+def serve(
+    requests: tuple[Path, ...],
+    labels: tuple[Path, ...],
+    host: str,
+    port: int,
+    model: str,
+    environment: str,
+    policy_path: Path,
+) -> None:
+    """Serve the live analysis to rollout controllers: Argo Rollouts' web metrics (GET /v1/analysis),
+    Flagger's webhooks (POST /flagger/HOOK), Prometheus (GET /metrics), /healthz and /readyz. Read-only."""
+    import uvicorn
+
+    from mlops_gates import policy as pol
+    from mlops_gates.live.api import app
+    from mlops_gates.live.serve import Service
+
+    service = Service(pol.load(policy_path), list(requests), list(labels))
+    click.echo(f"serving the live analysis of {model} in {environment} on http://{host}:{port}", err=True)
+    uvicorn.run(
+        app(service, model, environment),
+        host=host,
+        port=port,
+        log_level="warning",
+        timeout_keep_alive=5,
+        limit_concurrency=64,
+    )

@@ -39,6 +39,7 @@ for _command in (
     promotion.rollback,
     promotion.watch,
     live.analyze,
+    live.serve,
     promotion.audit,
 ):
     cli.add_command(_command)

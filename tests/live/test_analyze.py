@@ -11,7 +11,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from sklearn.linear_model import LogisticRegression
 
 from tests.conftest import binary_policy, cli_main, write_parquet, write_policy
 
@@ -29,26 +28,6 @@ def analysis_policy(**analysis) -> dict:
     return binary_policy(
         promotion={"environments": [{"name": "production", "signers": [{"key": "k.pub"}]}], "analysis": block}
     )
-
-
-@pytest.fixture(scope="module")
-def models():
-    """Stable: logistic regression on every feature. Good canary: the same on fresh data. Bad canary: one
-    that lost its strongest feature (a broken feature pipeline), several points less accurate."""
-    rng = np.random.default_rng(0)
-
-    def data(n):
-        x = rng.normal(size=(n, 4))
-        y = (x @ [2.0, 1.0, 0.5, 0.0] + rng.normal(size=n) > 0).astype(int)
-        return x, y
-
-    x, y = data(20_000)
-    stable = LogisticRegression().fit(x, y)
-    good = LogisticRegression().fit(*data(20_000))
-    broken = x.copy()
-    broken[:, 0] = 0.0
-    bad = LogisticRegression().fit(broken, y)
-    return data, {"v1": stable, "v2": good, "v2-bad": bad}
 
 
 def serve(models, canary: str, n: int, share: float, seed: int, *, slow: float = 0.0, failing: float = 0.0):
@@ -93,11 +72,20 @@ def write_jsonl(path: Path, cols: dict) -> Path:
     return path
 
 
-def rollout(tmp_path: Path, models, canary: str, windows: int, per_window: int, share: float = 0.2, **kw):
+def rollout(
+    tmp_path: Path,
+    models,
+    canary: str,
+    windows: int,
+    per_window: int,
+    share: float = 0.2,
+    start: int = 0,
+    **kw,
+):
     """Windows of logs as a shipper writes them (JSON Lines and Parquet), labels in their own files."""
     (tmp_path / "logs").mkdir(exist_ok=True)
     (tmp_path / "labels").mkdir(exist_ok=True)
-    for w in range(windows):
+    for w in range(start, start + windows):
         req, lab = serve(models, canary, per_window, share, seed=w, **kw)
         if w % 2:
             write_parquet(tmp_path / "logs" / f"w{w:03d}.parquet", req)

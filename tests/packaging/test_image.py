@@ -66,7 +66,7 @@ def test_the_final_stage_runs_as_a_non_root_user_with_the_signing_extra_and_no_e
         a for i, a in final if i in ("ADD", "COPY") and "--from=" not in a
     ]  # nothing from the context
     installs = " ".join(a for s in stages() for i, a in s if i == "RUN" and "pip install" in a)
-    assert "[signing]" in installs and "--no-cache-dir" in installs
+    assert "[signing,serve]" in installs and "--no-cache-dir" in installs
 
 
 def test_the_release_workflow_can_replace_the_wheel_stage():
