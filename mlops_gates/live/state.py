@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlops_gates.errors import DataError
+from mlops_gates.live.ids import IdIndex, first_of_each, hashes
 
 EPS = 1e-15
 SCORE_BINS = np.linspace(0, 1, 11)[1:-1]  # deciles of a probability, for the prediction-shift check
@@ -104,6 +105,7 @@ class LiveState:
         self.arms = (ArmState(canary), ArmState(stable))
         self.task, self.positive = task, str(positive_label)
         self.metric_names, self.latency_cap = metrics, latency_cap
+        self.index = IdIndex()  # every request id seen, to its arm and row
         self.waiting: dict[str, float] = {}  # labels that came before their request: id -> label code
         self.codes: dict[str, int] = {}  # class -> code, shared by predictions and labels
         self.others = 0
@@ -133,16 +135,17 @@ class LiveState:
 
     def add_requests(self, table: pa.Table, split: np.ndarray) -> None:
         """One window of requests (columns named by role), with the canary's expected share for each. Each
-        request id counts the first time it is seen; Arrow's hash joins keep it near the cost of reading."""
+        request id counts the first time it is seen."""
         ids = pc.cast(table.column("request_id"), pa.string()).combine_chunks()
-        keep = _first_rows(ids)
-        seen = [a.ids() for a in self.arms if a.id_chunks]
-        if seen:
-            keep &= ~pc.is_in(ids, value_set=pa.concat_arrays(seen)).to_numpy(zero_copy_only=False)
+        if ids.null_count:
+            raise DataError("a request has no id", hint="log a request_id with every request")
+        h = hashes(ids)
+        keep = first_of_each(h) & (self.index.find(h) < 0)
         version = pc.cast(table.column("version"), pa.string()).to_numpy(zero_copy_only=False)
         for a, arm in enumerate(self.arms):
             rows = np.flatnonzero(keep & (version == arm.name))
             if len(rows):
+                self.index.add(h[rows], (arm.requests + np.arange(len(rows))) * 2 + a)
                 self._take(a, arm, table.take(pa.array(rows)), ids.take(pa.array(rows)))
                 self.split_expected += float(split[rows].sum())
                 self.split_variance += float((split[rows] * (1 - split[rows])).sum())
@@ -206,19 +209,13 @@ class LiveState:
         """Labels that arrived (request_id, label): joined to their requests, or kept until they come."""
         ids = pc.cast(table.column("request_id"), pa.string()).combine_chunks()
         codes = self.code(table.column("label"))
-        found = np.zeros(len(ids), dtype=bool)
-        for a, arm in enumerate(self.arms):
-            if not arm.id_chunks:
-                continue
-            pos = pc.index_in(ids, value_set=arm.ids())
-            hit = pc.is_valid(pos).to_numpy(zero_copy_only=False)
-            found |= hit
-            self._label(
-                a, pos.filter(pc.is_valid(pos)).to_numpy(zero_copy_only=False).astype(np.int64), codes[hit]
-            )
-        early = np.flatnonzero(~found & ~np.isnan(codes))
+        where = self.index.find(hashes(ids)) if ids.null_count == 0 else np.full(len(ids), -1)
+        for a in (0, 1):
+            mine = (where >= 0) & (where % 2 == a)
+            self._label(a, where[mine] // 2, codes[mine])
+        early = np.flatnonzero((where < 0) & ~np.isnan(codes))
         for k, i in zip(early.tolist(), ids.take(pa.array(early)).to_pylist(), strict=True):
-            if self.waiting.setdefault(i, codes[k]) != codes[k]:
+            if i is not None and self.waiting.setdefault(i, codes[k]) != codes[k]:
                 raise DataError(f"request {i!r} has two different labels", hint="a request has one outcome")
 
     def _label(self, a: int, rows: np.ndarray, codes: np.ndarray) -> None:
@@ -273,28 +270,6 @@ class LiveState:
             return float("nan")
         k = int(np.searchsorted(np.cumsum(hist), q * hist.sum()))
         return float(LATENCY_BINS[min(k, len(LATENCY_BINS) - 1)])
-
-
-def _first_rows(ids: pa.Array) -> np.ndarray:
-    """True for the first row of each id in a window (a log shipper may deliver a request twice)."""
-    if len(ids) < 2:
-        return np.ones(len(ids), dtype=bool)
-    order = pc.sort_indices(ids).to_numpy()
-    ordered = ids.take(pa.array(order))
-    repeat = pc.equal(ordered.slice(1), ordered.slice(0, len(ids) - 1)).to_numpy(zero_copy_only=False)
-    if not repeat.any():
-        return np.ones(len(ids), dtype=bool)
-    keep = np.ones(len(ids), dtype=bool)
-    # a stable sort keeps equal ids in row order: every one after the first of its run is a repeat
-    stable = pc.sort_indices(
-        pa.table({"id": ids, "row": np.arange(len(ids))}),
-        sort_keys=[("id", "ascending"), ("row", "ascending")],
-    ).to_numpy()
-    again = pc.equal(ids.take(pa.array(stable[1:])), ids.take(pa.array(stable[:-1]))).to_numpy(
-        zero_copy_only=False
-    )
-    keep[stable[1:][again]] = False
-    return keep
 
 
 def _floats(t: pa.Table, role: str, n: int) -> np.ndarray:

@@ -205,7 +205,7 @@ def test_every_exit_code_is_documented_where_users_look():
         assert f"{code} " in help_text.split("Exit codes:")[1], code
 
 
-@pytest.mark.parametrize("script", ["speed", "decision_quality", "rollout"])
+@pytest.mark.parametrize("script", ["speed", "decision_quality", "rollout", "live_speed"])
 def test_benchmarks_still_import(script, monkeypatch):
     """The benchmarks are not run by the suite (tens of minutes); a moved name must not break them unseen."""
     import importlib
