@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # pip's cache would hold a second copy of every wheel (pyspark's alone is 400 MB) on runners with little disk
 export PIP_NO_CACHE_DIR := 1
 
-.PHONY: demo test unit lint bench clean
+.PHONY: demo test unit lint bench clean system-tools
 
 NPM := .cache/npm/.installed
 
@@ -31,10 +31,17 @@ lint: $(BIN)/.installed
 	$(BIN)/mypy mlops_gates
 
 # GitHub's OpenAPI description (to check every request the GitHub driver sends) and gitlab-ci-local (to run the
-# GitLab components; 4.74 and later crash on Node 20; it needs rsync). Tests skip without them, except in CI.
+# GitLab components; 4.74 and later crash on Node 20). Tests skip without them, except in CI.
 $(NPM):
 	command -v npm >/dev/null && npm install --silent --no-save --no-audit --no-fund --prefix .cache/npm @octokit/openapi@23.0.2 gitlab-ci-local@4.73.0 && touch $@ || true
-	command -v rsync >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && (apt-get install -y -qq rsync || (apt-get update -qq && apt-get install -y -qq rsync)); } || true
+
+# Debian's rsync (gitlab-ci-local needs it) and prometheus (a real server scrapes `serve`), installed when missing
+# and make runs as root with apt-get; otherwise their tests skip, except in CI.
+SYSTEM := rsync prometheus
+system-tools:
+	@missing=""; for t in $(SYSTEM); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get install -y -qq $$missing >/dev/null || (apt-get update -qq && apt-get install -y -qq $$missing >/dev/null) || true; fi
 
 # PyTorch for the model-adapter tests: the CPU build this machine keeps on local disk (pinned on purpose)
 $(BIN)/.torch: $(BIN)/.installed
@@ -65,7 +72,7 @@ bench: $(BIN)/.installed $(DEEPCHECKS) $(EVIDENTLY)
 	$(BIN)/python bench/speed.py
 	$(BIN)/python bench/decision_quality.py
 
-test: lint $(NPM) $(BIN)/.torch $(DEEPCHECKS) $(MLFLOW) $(WHEELHOUSE)
+test: lint $(NPM) system-tools $(BIN)/.torch $(DEEPCHECKS) $(MLFLOW) $(WHEELHOUSE)
 	$(BIN)/python -m pytest -q
 
 # the fast loop: the package and its test extra only (no torch, Spark, deepchecks, MLflow or npm); under a minute

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
+import requests
 from sklearn.linear_model import LogisticRegression
+
+from tests.conftest import write_policy
 
 
 @pytest.fixture(scope="module")
@@ -25,3 +33,61 @@ def models():
     broken[:, 0] = 0.0
     bad = LogisticRegression().fit(broken, y)
     return data, {"v1": stable, "v2": good, "v2-bad": bad}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def serve(tmp_path):
+    """Start `mlops-gates serve` over tmp_path/logs and tmp_path/labels; yields its base URL."""
+    procs = []
+
+    def start(policy: dict | None = None) -> str:
+        from tests.live.test_analyze import analysis_policy
+
+        latency = {"latency": {"quantile": 0.99, "max_ms": 150}}
+        write_policy(tmp_path / "gates.yml", policy or analysis_policy(guardrails=latency))
+        port = free_port()
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mlops_gates",
+                "serve",
+                "--policy",
+                str(tmp_path / "gates.yml"),
+                "--requests",
+                str(tmp_path / "logs"),
+                "--labels",
+                str(tmp_path / "labels"),
+                "--port",
+                str(port),
+                "--model",
+                "churn",
+                "--env",
+                "production",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        procs.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    return url
+            except requests.ConnectionError:
+                time.sleep(0.05)
+            if proc.poll() is not None:
+                pytest.fail(proc.stderr.read())
+        pytest.fail("serve did not start")
+
+    yield start
+    for p in procs:
+        p.terminate()
+        p.wait(timeout=10)
