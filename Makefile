@@ -35,9 +35,9 @@ lint: $(BIN)/.installed
 $(NPM):
 	command -v npm >/dev/null && npm install --silent --no-save --no-audit --no-fund --prefix .cache/npm @octokit/openapi@23.0.2 gitlab-ci-local@4.73.0 && touch $@ || true
 
-# Debian's rsync (gitlab-ci-local needs it) and prometheus (a real server scrapes `serve`), installed when missing
-# and make runs as root with apt-get; otherwise their tests skip, except in CI.
-SYSTEM := rsync prometheus
+# Debian's rsync (gitlab-ci-local needs it), prometheus (scrapes `serve`) and prometheus-alertmanager (receives
+# the alerts), installed when missing and make runs as root with apt-get; otherwise their tests skip, except in CI.
+SYSTEM := rsync prometheus prometheus-alertmanager
 system-tools:
 	@missing=""; for t in $(SYSTEM); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

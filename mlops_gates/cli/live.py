@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from mlops_gates.cli.options import policy_option, verdict_code
+from mlops_gates.cli.promotion import ACTOR, LEDGER, REGISTRY, _actor, _open, respond
 
 LOGS = click.Path(exists=False, path_type=Path)
 
@@ -44,7 +45,18 @@ LOGS = click.Path(exists=False, path_type=Path)
     default=None,
     help="Also write the analysis here.",
 )
+@click.option(
+    "--rollback",
+    "rollback_to",
+    default=None,
+    metavar="MODEL@ENV",
+    help="On ROLLBACK, roll this model's environment back (the registry's checks and audit log) and alert as "
+    "promotion.alerts says.",
+)
 @policy_option
+@REGISTRY
+@LEDGER
+@ACTOR
 def analyze(
     canary: str,
     stable: str,
@@ -52,14 +64,35 @@ def analyze(
     labels: tuple[Path, ...],
     split: float | None,
     out: Path | None,
+    rollback_to: str | None,
     policy_path: Path,
+    registry: str | None,
+    ledger: Path | None,
+    actor: str | None,
 ) -> None:
     """Judge a canary against stable with bounds valid at every look: exit 0 on PROMOTE, 1 on CONTINUE,
     ROLLBACK or HOLD (the analysis says which and why)."""
-    from mlops_gates import policy as pol
+    from mlops_gates import policy as P
     from mlops_gates.live.analyze import analyze as run
 
-    record = run(pol.load(policy_path), list(requests), list(labels), canary, stable, split).record()
+    pol = P.load(policy_path)
+    target = _target(rollback_to)
+    record = run(pol, list(requests), list(labels), canary, stable, split).record()
+    if target and record["verdict"] == "ROLLBACK":
+        from mlops_gates.promotion.alerts import Alert
+
+        name, env = target
+        reg = _open(registry, ledger, policy_path, pol)
+        alert = Alert(
+            name,
+            env,
+            "live analysis",
+            canary,
+            f"canary {canary} is worse than {stable}",
+            tuple(record["reasons"]),
+            evidence=str(out) if out else None,
+        )
+        record["response"] = respond(reg, pol, name, env, _actor(actor), alert, rollback=True)
     text = json.dumps(record, indent=2) + "\n"
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -67,6 +100,15 @@ def analyze(
     click.echo(text, nl=False)
     click.echo(f"{record['verdict']}: " + "; ".join(record["reasons"]), err=True)
     sys.exit(verdict_code(record["verdict"]))
+
+
+def _target(value: str | None) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    name, at, env = value.partition("@")
+    if not (name and at and env):
+        raise click.BadParameter("give the model and the environment as MODEL@ENV", param_hint="--rollback")
+    return name, env
 
 
 @click.command()

@@ -88,6 +88,7 @@ def _promotion(d: dict[str, Any], base: Path) -> Promotion:
         path(d.get("ledger")),
         dict(d.get("watch", {})),
         dict(d.get("analysis", {})),
+        dict(d.get("alerts", {})),
     )
 
 

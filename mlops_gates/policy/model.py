@@ -142,6 +142,9 @@ class Promotion:
     ledger: Path | None = None  # where the audit log lives (default: in the registry folder)
     watch: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)  # rollback triggers
     analysis: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)  # live canary analysis
+    alerts: dict[str, Any] = field(
+        default_factory=dict, hash=False, compare=False
+    )  # where triggers are announced
 
     def env(self, name: str) -> tuple[int, Environment]:
         for i, e in enumerate(self.environments):

@@ -66,7 +66,7 @@ def test_the_examples_match_the_published_crd_schemas(name, doc):
 
 def test_every_custom_resource_in_the_examples_has_its_schema_here():
     kinds = {(d["apiVersion"], d["kind"]) for _, d in documents()}
-    custom = {k for k in kinds if not k[0].startswith(("v1", "apps/"))}
+    custom = {k for k in kinds if not k[0].startswith(("v1", "apps/", "batch/"))}
     assert custom and custom <= set(SCHEMAS), custom - set(SCHEMAS)
 
 
@@ -79,6 +79,7 @@ def test_strict_validation_catches_a_misspelt_field():
 
 def test_the_examples_call_the_routes_and_verdicts_serve_has():
     from mlops_gates.cli.live import serve
+    from mlops_gates.cli.promotion import watch
     from mlops_gates.live.api import FLAGGER_OK
 
     template = next(d for _, d in documents() if d["kind"] == "AnalysisTemplate")
@@ -99,3 +100,7 @@ def test_the_examples_call_the_routes_and_verdicts_serve_has():
     assert command[:2] == ["mlops-gates", "serve"]
     options = {o for p in serve.params for o in p.opts}
     assert {c for c in command if c.startswith("--")} <= options
+    cron = next(d for _, d in documents() if d["kind"] == "CronJob")
+    command = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[:2] == ["mlops-gates", "watch"]
+    assert {c for c in command if c.startswith("--")} <= {o for p in watch.params for o in p.opts}
