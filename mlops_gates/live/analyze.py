@@ -10,6 +10,7 @@ traffic, no labels have arrived, or the horizon passed undecided). Never a pass 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,12 +21,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlops_gates.errors import DataError, GateError
+from mlops_gates.live.check import Check
 from mlops_gates.live.logs import files, read_window
 from mlops_gates.live.state import ArmState, LiveState, Sums
 from mlops_gates.policy import Dataset, Policy
 from mlops_gates.policy.model import LIVE_COLUMNS
 from mlops_gates.stats import sequential
 
+VERSION = re.compile(r"[A-Za-z0-9._:@/+-]{1,200}")  # what a log, a pod hash or a deployment name holds
 HIGHER_IS_BETTER = {"accuracy": True, "log_loss": False, "brier": False, "mae": False}
 
 
@@ -42,6 +45,7 @@ class Settings:
     columns: dict[str, str] = field(default_factory=lambda: dict(LIVE_COLUMNS))
     metrics: tuple[dict[str, Any], ...] = ()
     guardrails: dict[str, Any] = field(default_factory=dict)
+    prometheus: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(cls, pol: Policy) -> Settings:
@@ -62,20 +66,8 @@ class Settings:
             columns={**LIVE_COLUMNS, **a.get("columns", {})},
             metrics=tuple(a.get("metrics", ())),
             guardrails=dict(a.get("guardrails", {})),
+            prometheus=dict(a.get("prometheus", {})),
         )
-
-
-@dataclass
-class Check:
-    name: str
-    kind: str  # srm, metric, guardrail
-    status: str  # pass, fail, pending, cannot judge
-    detail: str
-    estimate: float | None = None
-    lower: float | None = None
-    upper: float | None = None
-    limit: float | None = None
-    rows: int | None = None
 
 
 @dataclass
@@ -129,6 +121,11 @@ def analyze(
 def new_state(pol: Policy, s: Settings, canary: str, stable: str) -> LiveState:
     if canary == stable:
         raise GateError("the canary and the stable version are the same", hint="name two versions")
+    for v in (canary, stable):
+        if not VERSION.fullmatch(v):
+            raise GateError(
+                f"{v[:80]!r} is not a version name", hint="letters, digits and . _ : @ / + - (at most 200)"
+            )
     cap = s.guardrails.get("latency", {}).get("max_ms")
     return LiveState(canary, stable, pol.task, pol.positive_label, tuple(m["metric"] for m in s.metrics), cap)
 
@@ -171,6 +168,10 @@ def judge(state: LiveState, s: Settings) -> Analysis:
     checks = [_srm(s, state)]
     checks += [_metric(s, m, c, st) for m in s.metrics]
     checks += _guardrails(s, state)
+    if s.prometheus:
+        from mlops_gates.live import prometheus
+
+        checks += prometheus.checks(s.prometheus, state)
     verdict, reasons = _decide(s, checks, rows)
     return Analysis(verdict, c.name, st.name, checks, rows, reasons, s)
 

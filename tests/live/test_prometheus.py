@@ -1,8 +1,10 @@
-"""A real Prometheus server (Debian's `prometheus`, started here on loopback) scrapes `serve`'s /metrics: the
-verdict and the checks' bounds arrive with their model, environment and version labels, queryable in PromQL."""
+"""A real Prometheus server (Debian's `prometheus`, started here on loopback) scrapes `serve`'s /metrics (the
+verdict and the checks' bounds arrive with their model, environment and version labels, queryable in PromQL)
+and a model server's own metrics, which `analyze` reads as system guardrails."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -80,3 +82,105 @@ def test_prometheus_scrapes_the_verdict_and_the_bounds(tmp_path, models, serve):
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+class ModelServerMetrics:
+    """A model server's own metrics on loopback (prometheus_client): requests and errors per version."""
+
+    def __init__(self, served: dict[str, tuple[int, int]]) -> None:
+        from prometheus_client import CollectorRegistry, Counter, start_http_server
+
+        registry = CollectorRegistry()
+        requests_ = Counter("model_requests", "requests served", ["version"], registry=registry)
+        errors = Counter("model_errors", "requests failed", ["version"], registry=registry)
+        for version, (n, failed) in served.items():
+            requests_.labels(version=version).inc(n)
+            errors.labels(version=version).inc(failed)
+        self.port = free_port()
+        self.server, self.thread = start_http_server(self.port, addr="127.0.0.1", registry=registry)
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def start_prometheus(tmp_path, targets: list[str]) -> tuple[subprocess.Popen, str]:
+    config = tmp_path / "prometheus.yml"
+    listed = ", ".join(f"'{t}'" for t in targets)
+    config.write_text(
+        f"global: {{scrape_interval: 1s}}\nscrape_configs: [{{job_name: models, static_configs: [{{targets: [{listed}]}}]}}]\n"
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            prometheus(),
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def test_analyze_reads_system_guardrails_from_prometheus_and_holds_when_it_cannot(
+    tmp_path, models, monkeypatch
+):
+    from tests.conftest import cli_main, write_policy
+    from tests.live.test_analyze import analysis_policy
+
+    served = ModelServerMetrics({"v1": (10_000, 10), "v2": (2_000, 100)})  # the canary fails 5% of requests
+    proc, prom = start_prometheus(tmp_path, [f"127.0.0.1:{served.port}"])
+    rollout(tmp_path, models, "v2", windows=1, per_window=2_000)
+    ratio = 'sum(model_errors_total{version="$canary"}) / sum(model_requests_total{version="$canary"})'
+    policy = analysis_policy(
+        prometheus={"url": prom, "checks": [{"name": "error rate (Prometheus)", "query": ratio, "max": 0.01}]}
+    )
+    write_policy(tmp_path / "gates.yml", policy)
+
+    def analyze(*extra: str) -> tuple[int, dict]:
+        out = tmp_path / "analysis.json"
+        out.unlink(missing_ok=True)
+        code = cli_main(
+            monkeypatch,
+            "analyze",
+            "--policy",
+            str(tmp_path / "gates.yml"),
+            "--requests",
+            str(tmp_path / "logs"),
+            "--labels",
+            str(tmp_path / "labels"),
+            "--out",
+            str(out),
+            *extra,
+        )
+        return code, json.loads(out.read_text()) if out.exists() else {}
+
+    try:
+        for _ in range(60):
+            if query(prom, 'model_requests_total{version="v2"}') if _up(prom) else []:
+                break
+            time.sleep(0.5)
+        code, record = analyze("--canary", "v2", "--stable", "v1")
+        check = next(c for c in record["checks"] if c["name"] == "error rate (Prometheus)")
+        assert check["status"] == "fail" and abs(check["estimate"] - 0.05) < 1e-9, check
+        assert record["verdict"] == "ROLLBACK"
+        code, record = analyze("--canary", 'v2"} or vector(0) or {x="', "--stable", "v1")
+        assert code == 2 and record == {}  # a version that would rewrite the query is refused
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        served.close()
+    code, record = analyze("--canary", "v2", "--stable", "v1")  # Prometheus is down
+    check = next(c for c in record["checks"] if c["name"] == "error rate (Prometheus)")
+    assert check["status"] == "cannot judge" and "Prometheus did not answer" in check["detail"]
+    assert record["verdict"] == "HOLD" and code == 1
+
+
+def _up(prom: str) -> bool:
+    try:
+        requests.get(f"{prom}/-/ready", timeout=1)
+        return True
+    except requests.ConnectionError:
+        return False
