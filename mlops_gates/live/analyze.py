@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 from mlops_gates.errors import DataError, GateError
 from mlops_gates.live.check import Check
+from mlops_gates.live.fairness import gap_check
 from mlops_gates.live.logs import files, read_window
 from mlops_gates.live.state import ArmState, LiveState, Sums
 from mlops_gates.policy import Dataset, Policy
@@ -46,6 +47,7 @@ class Settings:
     metrics: tuple[dict[str, Any], ...] = ()
     guardrails: dict[str, Any] = field(default_factory=dict)
     prometheus: dict[str, Any] = field(default_factory=dict)
+    fairness: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def of(cls, pol: Policy) -> Settings:
@@ -67,6 +69,7 @@ class Settings:
             metrics=tuple(a.get("metrics", ())),
             guardrails=dict(a.get("guardrails", {})),
             prometheus=dict(a.get("prometheus", {})),
+            fairness=tuple(a.get("fairness", ())),
         )
 
 
@@ -127,12 +130,15 @@ def new_state(pol: Policy, s: Settings, canary: str, stable: str) -> LiveState:
                 f"{v[:80]!r} is not a version name", hint="letters, digits and . _ : @ / + - (at most 200)"
             )
     cap = s.guardrails.get("latency", {}).get("max_ms")
-    return LiveState(canary, stable, pol.task, pol.positive_label, tuple(m["metric"] for m in s.metrics), cap)
+    metrics = tuple(m["metric"] for m in s.metrics)
+    fairness = tuple((f["column"], f["rate"]) for f in s.fairness)
+    return LiveState(canary, stable, pol.task, pol.positive_label, metrics, cap, fairness)
 
 
 def feed_requests(state: LiveState, s: Settings, ds: Dataset, split: float | None) -> None:
     """One window of requests into the state; every column a check needs must be there."""
-    t = read_window(ds, {r: s.columns[r] for r in _roles(s)}, _required(s))
+    groups = {f"group:{f['column']}": f["column"] for f in s.fairness}
+    t = read_window(ds, {**{r: s.columns[r] for r in _roles(s)}, **groups}, [*_required(s), *groups])
     shares = np.full(t.num_rows, s.split if split is None else split)
     if split is None and "split" in t.column_names:
         logged = pc.cast(t.column("split"), pa.float64()).to_numpy(zero_copy_only=False)
@@ -167,6 +173,7 @@ def judge(state: LiveState, s: Settings) -> Analysis:
         return Analysis("HOLD", c.name, st.name, [], rows, reasons, s)
     checks = [_srm(s, state)]
     checks += [_metric(s, m, c, st) for m in s.metrics]
+    checks += [gap_check(rule, state, s.alpha, s.horizon) for rule in s.fairness]
     checks += _guardrails(s, state)
     if s.prometheus:
         from mlops_gates.live import prometheus

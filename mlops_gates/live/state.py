@@ -83,6 +83,24 @@ class ArmState:
     prediction: Column = field(default_factory=lambda: Column(np.float64))  # a class code or a value
     label: Column = field(default_factory=lambda: Column(np.float64))  # NaN until the label arrives
     id_chunks: list[pa.Array] = field(default_factory=list)  # request ids, in row order
+    group: dict[str, Column] = field(default_factory=dict)  # fairness column -> each row's group code
+    rates: dict[tuple[str, str], np.ndarray] = field(
+        default_factory=dict
+    )  # (column, rate) -> per group [n, k]
+
+    def tally(self, key: tuple[str, str], groups: np.ndarray, hits: np.ndarray) -> None:
+        """Add rows to a per-group rate: `groups` their codes (NaN: no group), `hits` which count."""
+        known = ~np.isnan(groups)
+        g = groups[known].astype(np.int64)
+        size = int(g.max()) + 1 if len(g) else 0
+        table = self.rates.get(key, np.zeros((0, 2), dtype=np.int64))
+        if size > len(table):
+            table = np.vstack([table, np.zeros((size - len(table), 2), dtype=np.int64)])
+        table[:, 0] += np.bincount(g, minlength=len(table))
+        table[:, 1] += np.bincount(g, weights=hits[known].astype(float), minlength=len(table)).astype(
+            np.int64
+        )
+        self.rates[key] = table
 
     def ids(self) -> pa.Array:
         if len(self.id_chunks) > 1:
@@ -101,6 +119,7 @@ class LiveState:
         positive_label: object,
         metrics: tuple[str, ...],
         latency_cap: float | None,
+        fairness: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self.arms = (ArmState(canary), ArmState(stable))
         self.task, self.positive = task, str(positive_label)
@@ -112,8 +131,14 @@ class LiveState:
         self.value_edges: np.ndarray | None = None
         self.split_expected = 0.0  # sum of the canary's share over the two arms' requests
         self.split_variance = 0.0
+        self.fairness = fairness  # (column, rate) pairs the analysis judges
+        self.group_codes: dict[str, dict[str, int]] = {c: {} for c, _ in fairness}  # column -> group -> code
         for arm in self.arms:
             arm.metrics = {m: Sums() for m in metrics}
+            arm.group = {c: Column(np.float64) for c, _ in fairness}
+
+    def group_names(self, column: str) -> list[str]:
+        return sorted(self.group_codes[column], key=self.group_codes[column].__getitem__)
 
     def code(self, values: pa.ChunkedArray | pa.Array) -> np.ndarray:
         """Classes as float codes (NaN for missing); regression values as floats."""
@@ -174,6 +199,12 @@ class LiveState:
             arm.latency += np.bincount(np.searchsorted(LATENCY_BINS, lat), minlength=len(arm.latency))
             arm.over += int((lat > self.latency_cap).sum()) if self.latency_cap is not None else 0
         self._tally_predictions(arm, t)
+        for column in arm.group:
+            codes = self._groups(column, t)
+            arm.group[column].extend(codes)
+            if (column, "selection_rate") in self.fairness:
+                chosen = arm.prediction.view()[start:] == self.codes.get(self.positive, -2)
+                arm.tally((column, "selection_rate"), codes, chosen)
         if "label" in t.column_names:
             self._label(a, np.arange(start, start + n), self.code(t.column("label")))
         if self.waiting:  # labels that came before their requests
@@ -182,6 +213,15 @@ class LiveState:
             )
             codes = np.array([self.waiting.pop(i) for i in ids.take(pa.array(waited)).to_pylist()])
             self._label(a, start + waited, codes)
+
+    def _groups(self, column: str, t: pa.Table) -> np.ndarray:
+        """Each row's group in a fairness column, as a code (NaN where the log has none)."""
+        role = f"group:{column}"
+        if role not in t.column_names:
+            return np.full(t.num_rows, np.nan)
+        text = pc.cast(t.column(role), pa.string()).to_pylist()
+        names = self.group_codes[column]
+        return np.array([np.nan if v is None else names.setdefault(v, len(names)) for v in text], dtype=float)
 
     def _tally_predictions(self, arm: ArmState, t: pa.Table) -> None:
         """The prediction-shift check's histogram: score deciles (binary), classes, or value deciles."""
@@ -242,6 +282,14 @@ class LiveState:
             return
         arm.label.view()[rows] = codes
         arm.labelled += len(rows)
+        pred = arm.prediction.view()[rows]
+        positive = self.codes.get(self.positive, -2)
+        for column, rate in self.fairness:
+            groups = arm.group[column].view()[rows]
+            if rate == "tpr":
+                arm.tally((column, rate), np.where(codes == positive, groups, np.nan), pred == positive)
+            elif rate == "accuracy":
+                arm.tally((column, rate), groups, pred == codes)
         for name in self.metric_names:
             values = self._per_row(name, arm, rows, codes)
             if np.isnan(values).any():

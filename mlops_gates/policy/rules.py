@@ -313,6 +313,15 @@ def _analysis_problems(doc: Doc) -> list[Problem]:
         for i, m in enumerate(analysis.get("metrics", []))
         if doc.task not in LIVE_METRIC_TASKS[m["metric"]]
     ]
+    problems += [
+        (
+            doc.at(["promotion", "analysis", "fairness", i, "rate"]),
+            f"{f['rate']} needs a positive class: a binary task",
+            "use accuracy for a multiclass task; fairness on a regression is not judged live",
+        )
+        for i, f in enumerate(analysis.get("fairness", []))
+        if doc.task != "binary" and (f["rate"] != "accuracy" or doc.task == "regression")
+    ]
     given = analysis.get("columns") or {}
     seen: dict[str, str] = {}
     for key, name in sorted({**LIVE_COLUMNS, **given}.items(), key=lambda kv: kv[0] in given):

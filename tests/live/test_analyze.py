@@ -38,12 +38,16 @@ def serve(models, canary: str, n: int, share: float, seed: int, *, slow: float =
     to_canary = rng.random(n) < share
     version = np.where(to_canary, canary, "v1")
     score = np.empty(n)
+    group = np.where(rng.random(n) < 0.5, "a", "b")
     for name in ("v1", canary):
         rows = version == name
         feats = x[rows].copy()
         if name == "v2-bad":
             feats[:, 0] = 0.0
-        score[rows] = fitted[name].predict_proba(feats)[:, 1]
+        score[rows] = fitted["v2" if name == "v2-unfair" else name].predict_proba(feats)[:, 1]
+    if canary == "v2-unfair":  # the canary holds group b back: its scores shrink there
+        held = (version == canary) & (group == "b")
+        score[held] *= 0.6
     latency = rng.gamma(4.0, 10.0, n) + np.where(to_canary, slow, 0.0)
     error = rng.random(n) < np.where(to_canary, failing, 0.001)
     ids = np.array([f"r{seed}-{i}" for i in range(n)])
@@ -54,6 +58,7 @@ def serve(models, canary: str, n: int, share: float, seed: int, *, slow: float =
         "score": score,
         "latency_ms": latency,
         "error": error,
+        "group": group,
     }
     labels = {"request_id": ids, "label": np.where(y == 1, "yes", "no")}
     return requests, labels
@@ -259,3 +264,33 @@ def test_looking_window_by_window_gives_what_reading_everything_at_once_gives(tm
     a, b = judge(once, s).record(), judge(looked, s).record()
     assert a == b
     assert a["rows"]["v2"]["labelled"] + a["rows"]["v1"]["labelled"] == 12_000
+
+
+def test_a_canary_that_widens_the_gap_between_groups_is_rolled_back(monkeypatch, tmp_path, models, capsys):
+    fairness = [
+        {"column": "group", "rate": "selection_rate", "margin": {"absolute": 0.05}},
+        {"column": "group", "rate": "tpr", "margin": {"absolute": 0.05}},
+    ]
+    policy = analysis_policy(metrics=[{"metric": "accuracy", "margin": {"absolute": 0.5}}], fairness=fairness)
+    fair, unfair = tmp_path / "fair", tmp_path / "unfair"
+    fair.mkdir(), unfair.mkdir()
+    rollout(fair, models, "v2", windows=4, per_window=10_000, share=0.5)
+    code, record = analyze(
+        monkeypatch, fair, "v2", "--labels", str(fair / "labels"), "--split", "0.5", policy=policy
+    )
+    gaps = [c for c in record["checks"] if "gap across group" in c["name"]]
+    assert [c["status"] for c in gaps] == ["pass", "pass"] and record["verdict"] == "PROMOTE", record
+    rollout(unfair, models, "v2-unfair", windows=2, per_window=10_000, share=0.5)
+    code, record = analyze(
+        monkeypatch, unfair, "v2-unfair", "--labels", str(unfair / "labels"), "--split", "0.5", policy=policy
+    )
+    gaps = {c["name"]: c for c in record["checks"] if "gap across group" in c["name"]}
+    assert gaps["tpr gap across group"]["status"] == "fail" and record["verdict"] == "ROLLBACK", record
+    assert gaps["tpr gap across group"]["lower"] > 0.05  # surely wider than stable's by more than the margin
+    assert gaps["selection_rate gap across group"]["estimate"] > 0.1
+    pq.write_table(
+        pa.table({"request_id": ["x"], "version": ["v1"], "prediction": ["yes"]}),
+        unfair / "logs" / "nogroup.parquet",
+    )
+    code, _ = analyze(monkeypatch, unfair, "v2-unfair", policy=policy)
+    assert code == 2 and "nogroup.parquet" in capsys.readouterr().err
