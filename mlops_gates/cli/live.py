@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -102,6 +104,29 @@ def analyze(
     sys.exit(verdict_code(record["verdict"]))
 
 
+def _rollback_action(
+    pol: Any,
+    policy_path: Path,
+    target: tuple[str, str],
+    registry: str | None,
+    ledger: Path | None,
+    actor: str | None,
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """What serve's POST /v1/rollback does on a ROLLBACK: the registry's rollback, then the alerts."""
+    from mlops_gates.promotion.alerts import Alert
+
+    name, env = target
+    reg = _open(registry, ledger, policy_path, pol)
+    who = _actor(actor)
+
+    def act(record: dict[str, Any]) -> dict[str, Any]:
+        summary = f"canary {record['canary']} is worse than {record['stable']}"
+        alert = Alert(name, env, "live analysis", record["canary"], summary, tuple(record["reasons"]))
+        return respond(reg, pol, name, env, who, alert, rollback=True)
+
+    return act
+
+
 def _target(value: str | None) -> tuple[str, str] | None:
     if value is None:
         return None
@@ -135,7 +160,24 @@ def _target(value: str | None) -> tuple[str, str] | None:
     show_default=True,
     help="The environment, for the metrics' labels.",
 )
+@click.option(
+    "--rollback",
+    "rollback_to",
+    default=None,
+    metavar="MODEL@ENV",
+    help="Enable POST /v1/rollback (bearer token from --token-env): on ROLLBACK, roll this model's environment "
+    "back and alert.",
+)
+@click.option(
+    "--token-env",
+    default="MLOPS_GATES_SERVE_TOKEN",
+    show_default=True,
+    help="The environment variable holding the bearer token that POST /v1/rollback requires.",
+)
 @policy_option
+@REGISTRY
+@LEDGER
+@ACTOR
 def serve(
     requests: tuple[Path, ...],
     labels: tuple[Path, ...],
@@ -143,20 +185,34 @@ def serve(
     port: int,
     model: str,
     environment: str,
+    rollback_to: str | None,
+    token_env: str,
     policy_path: Path,
+    registry: str | None,
+    ledger: Path | None,
+    actor: str | None,
 ) -> None:
     """Serve the live analysis to rollout controllers: Argo Rollouts' web metrics (GET /v1/analysis),
-    Flagger's webhooks (POST /flagger/HOOK), Prometheus (GET /metrics), /healthz and /readyz. Read-only."""
+    Flagger's webhooks (POST /flagger/HOOK), Prometheus (GET /metrics), /healthz and /readyz; read-only, but for
+    POST /v1/rollback (with --rollback and a bearer token)."""
+    import os
+
     import uvicorn
 
-    from mlops_gates import policy as pol
+    from mlops_gates import policy as P
     from mlops_gates.live.api import app
     from mlops_gates.live.serve import Service
 
-    service = Service(pol.load(policy_path), list(requests), list(labels))
+    pol = P.load(policy_path)
+    service = Service(pol, list(requests), list(labels))
+    target = _target(rollback_to)
+    token = os.environ.get(token_env)
+    if target and not token:
+        raise click.UsageError(f"--rollback needs a bearer token: set ${token_env}")
+    act = _rollback_action(pol, policy_path, target, registry, ledger, actor) if target else None
     click.echo(f"serving the live analysis of {model} in {environment} on http://{host}:{port}", err=True)
     uvicorn.run(
-        app(service, model, environment),
+        app(service, model, environment, act, token if act else None),
         host=host,
         port=port,
         log_level="warning",

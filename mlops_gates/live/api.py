@@ -1,14 +1,18 @@
-"""`mlops-gates serve`: the live analysis as a small HTTP service that rollout controllers call. Read-only.
+"""`mlops-gates serve`: the live analysis as a small HTTP service that rollout controllers call. Read-only but
+for one endpoint, which needs a bearer token.
 
 - `GET /v1/analysis?canary=&stable=`: the analysis as JSON, for Argo Rollouts' web metric provider (an
   AnalysisTemplate reads `$.verdict`);
 - `POST /flagger/{hook}`: Flagger's webhooks, answered with the status codes Flagger acts on;
+- `POST /v1/rollback?canary=&stable=`: with the bearer token, roll back when the analysis says ROLLBACK;
 - `GET /metrics`: every check and verdict for Prometheus; `GET /healthz`, `GET /readyz`;
 - `GET /openapi.json`: the API's schema.
 
 FastAPI reads the annotations at run time, so this module imports it at the top (the `serve` extra)."""
 
+import hmac
 import json
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
@@ -31,8 +35,15 @@ FLAGGER_OK = {
 }
 
 
-def app(service: Service, model: str, environment: str) -> FastAPI:
-    """The ASGI application."""
+def app(
+    service: Service,
+    model: str,
+    environment: str,
+    act: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    token: str | None = None,
+) -> FastAPI:
+    """The ASGI application. `act` rolls back on a ROLLBACK verdict (with the registry's checks, audit log and
+    alerts); it is reachable only with the bearer `token`, the one endpoint that changes anything."""
     api = FastAPI(title="mlops-gates live analysis", version=__version__)
     metrics = Exposition(model, environment)
 
@@ -82,6 +93,31 @@ def app(service: Service, model: str, environment: str) -> FastAPI:
         record = run(canary, stable, split)
         ok = record["verdict"] in FLAGGER_OK[hook]
         return JSONResponse(record, status_code=200 if ok else 403)
+
+    @api.post("/v1/rollback")
+    def rollback(
+        request: Request,
+        canary: str = Query(min_length=1, max_length=200),
+        stable: str = Query(min_length=1, max_length=200),
+        split: float | None = Query(default=None, gt=0, lt=1),
+    ) -> JSONResponse:
+        if act is None or not token:
+            raise HTTPException(
+                status_code=403,
+                detail="rolling back is off: start serve with --rollback MODEL@ENV and the token's variable set",
+            )
+        given = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(given, f"Bearer {token}".encode()):
+            raise HTTPException(
+                status_code=401, detail="a bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+            )
+        record = run(canary, stable, split)
+        if record["verdict"] != "ROLLBACK":
+            return JSONResponse(
+                {**record, "response": {"done": f"nothing: the analysis says {record['verdict']}"}},
+                status_code=409,
+            )
+        return JSONResponse({**record, "response": act(record)})
 
     @api.get("/metrics")
     def prometheus() -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -46,11 +47,13 @@ def serve(tmp_path):
     """Start `mlops-gates serve` over tmp_path/logs and tmp_path/labels; yields its base URL."""
     procs = []
 
-    def start(policy: dict | None = None) -> str:
+    def start(policy: dict | None = None, *extra: str, env: dict[str, str] | None = None) -> str:
+        """Start it; a policy already at tmp_path/gates.yml is kept when `policy` is None and `extra` given."""
         from tests.live.test_analyze import analysis_policy
 
         latency = {"latency": {"quantile": 0.99, "max_ms": 150}}
-        write_policy(tmp_path / "gates.yml", policy or analysis_policy(guardrails=latency))
+        if policy is not None or not extra:
+            write_policy(tmp_path / "gates.yml", policy or analysis_policy(guardrails=latency))
         port = free_port()
         proc = subprocess.Popen(
             [
@@ -70,7 +73,10 @@ def serve(tmp_path):
                 "churn",
                 "--env",
                 "production",
+                *extra,
             ],
+            env={**os.environ, **(env or {})},
+            cwd=tmp_path,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
