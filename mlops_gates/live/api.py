@@ -62,10 +62,8 @@ def app(
     @api.get("/readyz")
     def readyz() -> JSONResponse:
         why = service.ready()
-        return JSONResponse(
-            {"status": "ready"} if why is None else {"status": "not ready", "reason": why},
-            status_code=200 if why is None else 503,
-        )
+        body = {"status": "ready"} if why is None else {"status": "not ready", "reason": why}
+        return JSONResponse(body, status_code=200 if why is None else 503)
 
     @api.get("/v1/analysis")
     def analysis(
@@ -101,22 +99,11 @@ def app(
         stable: str = Query(min_length=1, max_length=200),
         split: float | None = Query(default=None, gt=0, lt=1),
     ) -> JSONResponse:
-        if act is None or not token:
-            raise HTTPException(
-                status_code=403,
-                detail="rolling back is off: start serve with --rollback MODEL@ENV and the token's variable set",
-            )
-        given = request.headers.get("authorization", "").encode()
-        if not hmac.compare_digest(given, f"Bearer {token}".encode()):
-            raise HTTPException(
-                status_code=401, detail="a bearer token is required", headers={"WWW-Authenticate": "Bearer"}
-            )
+        _authorised(request, act, token)
         record = run(canary, stable, split)
-        if record["verdict"] != "ROLLBACK":
-            return JSONResponse(
-                {**record, "response": {"done": f"nothing: the analysis says {record['verdict']}"}},
-                status_code=409,
-            )
+        if act is None or record["verdict"] != "ROLLBACK":
+            done = {"done": f"nothing: the analysis says {record['verdict']}"}
+            return JSONResponse({**record, "response": done}, status_code=409)
         return JSONResponse({**record, "response": act(record)})
 
     @api.get("/metrics")
@@ -125,6 +112,20 @@ def app(
         return Response(body, media_type=content_type)
 
     return api
+
+
+def _authorised(request: Request, act: Any, token: str | None) -> None:
+    """Raise unless rolling back is on and the request carries the bearer token (compared in constant time)."""
+    if act is None or not token:
+        raise HTTPException(
+            status_code=403,
+            detail="rolling back is off: start serve with --rollback MODEL@ENV and the token's variable set",
+        )
+    given = request.headers.get("authorization", "").encode()
+    if not hmac.compare_digest(given, f"Bearer {token}".encode()):
+        raise HTTPException(
+            status_code=401, detail="a bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+        )
 
 
 def _flagger_metadata(body: bytes) -> tuple[str, str, float | None]:
