@@ -12,7 +12,8 @@ from typing import Any
 import click
 
 from mlops_gates.cli.options import policy_option, verdict_code
-from mlops_gates.cli.promotion import ACTOR, LEDGER, REGISTRY, _actor, _open, respond
+from mlops_gates.cli.promotion import ACTOR, LEDGER, REGISTRY, _actor, _open
+from mlops_gates.cli.watch import respond
 
 LOGS = click.Path(exists=False, path_type=Path)
 

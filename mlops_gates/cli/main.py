@@ -8,7 +8,7 @@ import sys
 import click
 
 from mlops_gates._version import __version__
-from mlops_gates.cli import evaluate, live, models, promotion, signing
+from mlops_gates.cli import evaluate, live, models, promotion, signing, watch
 from mlops_gates.cli.options import print_error
 from mlops_gates.errors import ExitCode, GateError
 
@@ -37,7 +37,7 @@ for _command in (
     promotion.register,
     promotion.promote,
     promotion.rollback,
-    promotion.watch,
+    watch.watch,
     live.analyze,
     live.serve,
     promotion.audit,

@@ -75,6 +75,7 @@ def _promotion(d: dict[str, Any], base: Path) -> Promotion:
             distinct_from_author=bool(e.get("distinct_from_author", False)),
             min_time_in_previous=seconds(e.get("min_time_in_previous", "0s")),
             canary=tuple(e.get("canary", [])),
+            blue_green=bool(e.get("blue_green", False)),
         )
         for e in d["environments"]
     )

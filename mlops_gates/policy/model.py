@@ -119,6 +119,7 @@ class Environment:
     distinct_from_author: bool = False
     min_time_in_previous: float = 0.0  # seconds
     canary: tuple[int, ...] = ()
+    blue_green: bool = False  # a preview slot first, then the switch; a rollback switches back
 
 
 # the request log's columns for the live analysis, by role (promotion.analysis.columns renames them)

@@ -282,6 +282,14 @@ def _environment_problems(doc: Doc) -> list[Problem]:
         if env_names.count(e["name"]) > 1 and env_names.index(e["name"]) < i:
             problems.append((doc.at(["promotion", "environments", i, "name"]), f"'{e['name']}' twice", None))
         steps = e.get("canary", [])
+        if steps and e.get("blue_green"):
+            problems.append(
+                (
+                    doc.at(["promotion", "environments", i, "blue_green"]),
+                    "an environment is either blue-green or goes through canary steps",
+                    "drop canary or blue_green",
+                )
+            )
         if steps != sorted(set(steps)):
             problems.append(
                 (

@@ -89,31 +89,56 @@ class Pointer:
     canary: dict[str, Any] | None = None  # {"digest", "traffic", "since"}
     history: list[dict[str, Any]] = field(default_factory=list)  # earlier stable versions, oldest first
     entry: str = GENESIS  # the audit entry that set this state
+    slot: str = "blue"  # blue-green: the slot that serves
+    preview: dict[str, Any] | None = None  # blue-green: {"digest", "since", "slot"}, in the idle slot
 
     def as_json(self, model: str, env: str) -> dict[str, Any]:
-        return {"model": model, "environment": env, **self.__dict__}
+        """The pointer as stored; the blue-green fields only where they say something (so the pointers of
+        registries written before them read the same)."""
+        fields = {k: v for k, v in self.__dict__.items() if k not in ("slot", "preview")}
+        if self.slot != "blue":
+            fields["slot"] = self.slot
+        if self.preview is not None:
+            fields["preview"] = self.preview
+        return {"model": model, "environment": env, **fields}
+
+
+def idle(slot: str) -> str:
+    return "green" if slot == "blue" else "blue"
 
 
 def replay(entries: list[dict[str, Any]]) -> dict[tuple[str, str], Pointer]:
     """Every (model, environment)'s state, from the log alone."""
     state: dict[tuple[str, str], Pointer] = {}
     for e in entries:
-        if e["outcome"] != "done" or e["action"] not in ("promote", "canary", "rollback"):
+        if e["outcome"] != "done" or e["action"] not in ("promote", "canary", "preview", "rollback"):
             continue
         p = state.setdefault((e["model"], e["to"]), Pointer())
         if e["action"] == "canary":
             p.canary = {"digest": e["digest"], "traffic": e["traffic"], "since": e["time"]}
+        elif e["action"] == "preview":
+            p.preview = {"digest": e["digest"], "since": e["time"], "slot": idle(p.slot)}
         elif e["action"] == "promote":
-            if p.digest and p.digest != e["digest"]:
-                p.history.append({"digest": p.digest, "since": p.since, "until": e["time"]})
-            p.digest, p.since, p.canary = e["digest"], e["time"], None
+            _promote(p, e)
         elif p.canary is not None and e["replaced"] == p.canary["digest"]:  # rollback of a canary
             p.canary = None
-        else:  # rollback to an earlier stable version
+        elif p.preview is not None and e["replaced"] == p.preview["digest"]:  # a preview withdrawn
+            p.preview = None
+        else:  # rollback to an earlier stable version (blue-green: back to the slot that still holds it)
             while p.history and p.history[-1]["digest"] != e["digest"]:
                 p.history.pop()
-            if p.history:
-                p.history.pop()
-            p.digest, p.since, p.canary = e["digest"], e["time"], None
+            back = p.history.pop() if p.history else {}
+            p.digest, p.since, p.canary, p.preview = e["digest"], e["time"], None, None
+            p.slot = back.get("slot", p.slot)
         p.entry = e["hash"]
     return state
+
+
+def _promote(p: Pointer, e: dict[str, Any]) -> None:
+    """A promotion; in blue-green, of the version in the preview slot: the switch to that slot."""
+    to_slot = p.preview["slot"] if p.preview is not None and p.preview["digest"] == e["digest"] else None
+    if p.digest and p.digest != e["digest"]:
+        before = {"digest": p.digest, "since": p.since, "until": e["time"]}
+        p.history.append({**before, "slot": p.slot} if to_slot else before)
+    p.slot = to_slot or p.slot
+    p.digest, p.since, p.canary, p.preview = e["digest"], e["time"], None, None

@@ -10,7 +10,7 @@ from typing import Any
 from mlops_gates.digest import sha256_file
 from mlops_gates.errors import GateError, Refused, Tampered
 from mlops_gates.policy import Policy
-from mlops_gates.promotion.audit import AuditBroken, Pointer, now_utc, replay, stamp
+from mlops_gates.promotion.audit import AuditBroken, Pointer, idle, now_utc, replay, stamp
 from mlops_gates.promotion.registry import Registry, Version, check_digest, check_name
 from mlops_gates.promotion.rules import authorise, check, promotion_of, verify_version
 
@@ -93,7 +93,7 @@ def _refuse(reg: Registry, fields: dict[str, Any], exc: Refused) -> None:
         reg.ledger.append({**fields, "outcome": "refused", "reason": exc.message}, entries)
 
 
-def descriptor(reg: Registry, model: str, env: str, p: Pointer) -> dict[str, Any]:
+def descriptor(reg: Registry, model: str, env: str, p: Pointer, blue_green: bool = False) -> dict[str, Any]:
     """What a deploy job needs: which digest serves which share of traffic, and where its files are."""
     split = []
     canary = p.canary["traffic"] if p.canary else 0
@@ -104,7 +104,7 @@ def descriptor(reg: Registry, model: str, env: str, p: Pointer) -> dict[str, Any
     if p.canary:
         v = reg.store.version(model, p.canary["digest"])
         split.append({"digest": v.digest, "percent": canary, "uri": v.uri, "canary": True})
-    return {
+    out = {
         "model": model,
         "environment": env,
         "registry": reg.location,
@@ -113,6 +113,27 @@ def descriptor(reg: Registry, model: str, env: str, p: Pointer) -> dict[str, Any
         "traffic": split,
         "audit_entry": p.entry,
     }
+    if blue_green:
+        out["blue_green"] = _slots(reg, model, p)
+    return out
+
+
+def _slots(reg: Registry, model: str, p: Pointer) -> dict[str, Any]:
+    """Which slot serves, what the idle slot holds (a preview, or the previous version: the instant way
+    back), for a deploy job that keeps both slots running."""
+    idle_holds = p.preview or next((h for h in reversed(p.history) if "slot" in h), None)
+    slots: dict[str, Any] = {"serving": p.slot}
+    if p.digest:
+        slots[p.slot] = {"digest": p.digest, "uri": reg.store.version(model, p.digest).uri, "traffic": 100}
+    if idle_holds:
+        v = reg.store.version(model, idle_holds["digest"])
+        slots[idle(p.slot)] = {
+            "digest": v.digest,
+            "uri": v.uri,
+            "traffic": 0,
+            "role": "preview" if p.preview else "previous",
+        }
+    return slots
 
 
 def promote(
@@ -124,18 +145,22 @@ def promote(
     *,
     actor: str,
     traffic: int | None = None,
+    preview: bool = False,
     ci_run_url: str | None = None,
     now: dt.datetime | None = None,
 ) -> Outcome:
+    """Into an environment: all at once, as a canary step (`traffic`), or into the idle slot (`preview`)."""
     now = now or now_utc()
     check_name(model)
     check_digest(digest)
+    if preview and traffic is not None:
+        raise GateError("a preview takes no traffic", hint="drop --traffic or --preview")
     promo = promotion_of(pol)
-    idx, _ = promo.env(to)
+    idx, env = promo.env(to)
     entries, pointers = state(reg)
     here = pointers.get((model, to), Pointer())
     fields = _fields(
-        "canary" if traffic is not None else "promote",
+        "canary" if traffic is not None else "preview" if preview else "promote",
         model,
         digest,
         time=stamp(now),
@@ -148,9 +173,15 @@ def promote(
         **{"from": promo.environments[idx - 1].name if idx else None},
     )
     if traffic is None and here.digest == digest and here.canary is None:
-        return Outcome(None, here, descriptor(reg, model, to, here), [f"{to} already serves {digest}"])
+        return Outcome(
+            None, here, descriptor(reg, model, to, here, env.blue_green), [f"{to} already serves {digest}"]
+        )
+    if preview and here.preview and here.preview["digest"] == digest:
+        return Outcome(
+            None, here, descriptor(reg, model, to, here, env.blue_green), [f"{to} previews {digest} already"]
+        )
     try:
-        version, _, checks = check(reg, pol, pointers, model, digest, to, actor, traffic, now)
+        version, _, checks = check(reg, pol, pointers, model, digest, to, actor, traffic, now, preview)
     except Refused as exc:
         _refuse(reg, fields, exc)
         raise
@@ -158,7 +189,7 @@ def promote(
     fields["reason"] = "; ".join(checks)
     entry, pointer = _commit(reg, entries, fields, (model, to))
     assert pointer is not None
-    return Outcome(entry, pointer, descriptor(reg, model, to, pointer), checks)
+    return Outcome(entry, pointer, descriptor(reg, model, to, pointer, env.blue_green), checks)
 
 
 def rollback(
@@ -193,6 +224,8 @@ def rollback(
         authorise(actor, env, "roll back")
         if here.canary:
             fields.update(digest=here.digest, replaced=here.canary["digest"], reason="canary withdrawn")
+        elif here.preview:
+            fields.update(digest=here.digest, replaced=here.preview["digest"], reason="preview withdrawn")
         else:
             skipped = []
             for h in reversed(here.history):
@@ -215,7 +248,9 @@ def rollback(
         raise
     entry, pointer = _commit(reg, entries, fields, (model, env_name))
     assert pointer is not None
-    return Outcome(entry, pointer, descriptor(reg, model, env_name, pointer), [fields["reason"]])
+    return Outcome(
+        entry, pointer, descriptor(reg, model, env_name, pointer, env.blue_green), [fields["reason"]]
+    )
 
 
 def register(

@@ -75,6 +75,7 @@ def check(
     actor: str,
     traffic: int | None,
     now: dt.datetime,
+    preview: bool = False,
 ) -> tuple[Version, dict[str, Any], list[str]]:
     promo = promotion_of(pol)
     idx, env = promo.env(to)
@@ -126,8 +127,35 @@ def check(
         if author.lower() == actor.lower():
             raise Refused(f"{actor} wrote this change and may not also promote it into {to}")
         checks.append(f"promoter {actor} is not the author {author}")
-    _canary_step(env, pointers.get((model, to), Pointer()), traffic, digest, to)
+    here = pointers.get((model, to), Pointer())
+    _canary_step(env, here, traffic, digest, to)
+    _slot_step(env, here, preview, digest, to)
     return version, predicate, checks
+
+
+def _slot_step(env: Environment, here: Pointer, preview: bool, digest: str, to: str) -> None:
+    """Blue-green: a new version enters the idle slot as a preview, one at a time, before the switch."""
+    if preview:
+        if not env.blue_green:
+            raise Refused(
+                f"{to} has no preview slot", hint="set blue_green: true on the environment, or drop --preview"
+            )
+        if here.digest is None:
+            raise Refused(
+                f"{to} serves nothing yet: there is no idle slot to preview in",
+                hint="promote without --preview",
+            )
+        if here.preview and here.preview["digest"] != digest:
+            raise Refused(
+                f"a preview of {here.preview['digest']} is in the idle slot of {to}",
+                hint="switch to it (promote without --preview) or roll it back first",
+            )
+    elif (
+        env.blue_green and here.digest is not None and not (here.preview and here.preview["digest"] == digest)
+    ):
+        raise Refused(
+            f"{to} takes a new version through its preview slot first", hint="promote with --preview"
+        )
 
 
 def _canary_step(env: Environment, here: Pointer, traffic: int | None, digest: str, to: str) -> None:

@@ -79,7 +79,7 @@ def test_strict_validation_catches_a_misspelt_field():
 
 def test_the_examples_call_the_routes_and_verdicts_serve_has():
     from mlops_gates.cli.live import serve
-    from mlops_gates.cli.promotion import watch
+    from mlops_gates.cli.watch import watch
     from mlops_gates.live.api import FLAGGER_OK
 
     template = next(d for _, d in documents() if d["kind"] == "AnalysisTemplate")
