@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.plugins.test_act import git
+
 ROOT = Path(__file__).resolve().parents[2]
 VERSION = re.search(r'__version__ = "(.+)"', (ROOT / "mlops_gates" / "_version.py").read_text())[1]
 WHEELHOUSE = ROOT / ".cache" / "wheelhouse"
@@ -72,16 +74,6 @@ def package_index(wheel: Path) -> dict[str, str]:
             pytest.fail("the wheelhouse is missing: make test downloads it (.cache/wheelhouse)")
         pytest.skip("the wheelhouse is missing (make test downloads it to .cache/wheelhouse)")
     return {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": f"{wheel.parent} {WHEELHOUSE}"}
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
-        cwd=repo,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
 
 
 def release_repository(dest: Path) -> Path:
