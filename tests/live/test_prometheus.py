@@ -42,10 +42,8 @@ def test_prometheus_scrapes_the_verdict_and_the_bounds(tmp_path, models, serve):
     try:
         verdict: list[dict] = []
         for _ in range(120):
-            try:
+            if _ready(prom):
                 verdict = query(prom, 'mlops_gates_live_verdict{verdict="ROLLBACK"} == 1')
-            except requests.ConnectionError:
-                verdict = []
             if verdict:
                 break
             if server.poll() is not None:
@@ -141,8 +139,8 @@ def test_analyze_reads_system_guardrails_from_prometheus_and_holds_when_it_canno
         return code, json.loads(out.read_text()) if out.exists() else {}
 
     try:
-        for _ in range(60):
-            if query(prom, 'model_requests_total{version="v2"}') if _up(prom) else []:
+        for _ in range(120):  # until Prometheus is ready and has scraped the model server once
+            if _ready(prom) and query(prom, 'model_requests_total{version="v2"}'):
                 break
             time.sleep(0.5)
         code, record = analyze("--canary", "v2", "--stable", "v1")
@@ -161,9 +159,9 @@ def test_analyze_reads_system_guardrails_from_prometheus_and_holds_when_it_canno
     assert record["verdict"] == "HOLD" and code == 1
 
 
-def _up(prom: str) -> bool:
+def _ready(prom: str) -> bool:
+    """Prometheus answers 503 while it starts: only a 200 means it can be queried."""
     try:
-        requests.get(f"{prom}/-/ready", timeout=1)
-        return True
+        return requests.get(f"{prom}/-/ready", timeout=1).status_code == 200
     except requests.ConnectionError:
         return False
