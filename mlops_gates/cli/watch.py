@@ -6,14 +6,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mlops_gates.cli.promotion import ACTOR, LEDGER, OUT, POLICY, REGISTRY, _actor, _load, _open, _run_url
 from mlops_gates.errors import ExitCode, GateError
-from mlops_gates.policy import Policy
-from mlops_gates.promotion.registry import Registry
+
+if TYPE_CHECKING:  # the command line imports the policy and the registry only when a command runs
+    from mlops_gates.policy import Policy
+    from mlops_gates.promotion.registry import Registry
 
 
 def respond(

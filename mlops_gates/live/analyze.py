@@ -138,7 +138,7 @@ def new_state(pol: Policy, s: Settings, canary: str, stable: str) -> LiveState:
 def feed_requests(state: LiveState, s: Settings, ds: Dataset, split: float | None) -> None:
     """One window of requests into the state; every column a check needs must be there."""
     groups = {f"group:{f['column']}": f["column"] for f in s.fairness}
-    t = read_window(ds, {**{r: s.columns[r] for r in _roles(s)}, **groups}, [*_required(s), *groups])
+    t = read_window(ds, {**s.columns, **groups}, [*_required(s), *groups])  # every role the log has
     shares = np.full(t.num_rows, s.split if split is None else split)
     if split is None and "split" in t.column_names:
         logged = pc.cast(t.column("split"), pa.float64()).to_numpy(zero_copy_only=False)
@@ -181,11 +181,6 @@ def judge(state: LiveState, s: Settings) -> Analysis:
         checks += prometheus.checks(s.prometheus, state)
     verdict, reasons = _decide(s, checks, rows)
     return Analysis(verdict, c.name, st.name, checks, rows, reasons, s)
-
-
-def _roles(s: Settings) -> list[str]:
-    """The log columns the state reads (those absent from a file are skipped)."""
-    return ["request_id", "version", "split", "label", "prediction", "score", "error", "latency"]
 
 
 def _required(s: Settings) -> list[str]:

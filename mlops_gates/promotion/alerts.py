@@ -127,5 +127,11 @@ def _slack(url: str, alert: Alert) -> None:
     parts = urlsplit(url)
     base = f"{parts.scheme}://{parts.netloc}"
     Http(base, {}, secrets=(url, parts.path), retries=2, max_total=30.0).request(
-        "POST", parts.path or "/", json_body={"text": alert.text()}
+        "POST", parts.path or "/", json_body={"text": slack_escaped(alert.text())}
     )
+
+
+def slack_escaped(text: str) -> str:
+    """Text from the data (a group's name, a reason) as Slack shows it, never as a mention or a link:
+    `<!channel>` would page everyone, `<https://x|y>` would disguise a link (Slack's three escapes)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -102,3 +102,19 @@ def test_watch_every_looks_again_and_alerts_once_per_trigger(tmp_path, monkeypat
     assert "Action: rollback refused" in texts[1]
     reports = [json.loads(part) for part in out.replace("}\n{", "}\n\x00{").split("\x00")]
     assert [rep["digest"] for rep in reports] == [b, a]
+
+
+def test_values_from_the_data_reach_slack_as_text_never_as_mentions_or_links(tmp_path, slack, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("SLACK_HOOK", slack.url)
+    hostile = Alert(
+        "churn",
+        "production",
+        "live analysis",
+        "v2",
+        "canary v2 is worse",
+        ("group <!channel> & <https://evil.example|docs>: gap 0.2",),
+    )
+    assert notify(hostile, {"slack_webhook_env": "SLACK_HOOK"}, tmp_path) == ["Slack webhook: sent"]
+    (body,) = slack.bodies
+    assert "<!channel>" not in body["text"] and "<https://" not in body["text"]
+    assert "&lt;!channel&gt; &amp; &lt;https://evil.example|docs&gt;" in body["text"]
