@@ -18,8 +18,9 @@ $(BIN)/.installed: pyproject.toml
 # The package's dependencies as wheels (about 150 MB): the tests that install a locally built release as a user
 # would (the README's snippets, pre-commit's hook) take them from here, with no index and no network.
 WHEELHOUSE := .cache/wheelhouse/.downloaded
-$(WHEELHOUSE): pyproject.toml
+$(WHEELHOUSE): pyproject.toml .github/release-requirements.txt
 	$(PYTHON) -m pip download -q --only-binary :all: -d .cache/wheelhouse '.[signing]' 'setuptools>=77'
+	$(PYTHON) -m pip download -q --only-binary :all: -d .cache/wheelhouse -r .github/release-requirements.txt
 	touch $@
 
 demo: $(BIN)/.installed

@@ -67,13 +67,15 @@ def build_wheel(work: Path) -> Path:
     return found
 
 
-def package_index(wheel: Path) -> dict[str, str]:
-    """pip's settings for a runner whose package index holds this release and its dependencies only."""
+def package_index(wheel: Path | None) -> dict[str, str]:
+    """pip's settings for a runner whose package index holds this release (when given) and its dependencies
+    only."""
     if not (WHEELHOUSE / ".downloaded").exists():
         if os.environ.get("CI") == "true":
             pytest.fail("the wheelhouse is missing: make test downloads it (.cache/wheelhouse)")
         pytest.skip("the wheelhouse is missing (make test downloads it to .cache/wheelhouse)")
-    return {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": f"{wheel.parent} {WHEELHOUSE}"}
+    folders = [str(wheel.parent)] if wheel else []
+    return {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": " ".join([*folders, str(WHEELHOUSE)])}
 
 
 def release_repository(dest: Path) -> Path:

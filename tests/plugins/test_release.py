@@ -1,12 +1,14 @@
 """The release workflow (.github/workflows/release.yml), beyond the schema, actionlint and zizmor
-(test_ci_plugins.py): the order of its jobs, pinned actions, least privilege, and its version check run for
-real. Its build and install steps need the package index, so the suite does not run them under act;
-tests/packaging/test_wheel.py builds and installs the same wheel offline."""
+(test_ci_plugins.py): the order of its jobs, pinned actions, least privilege, its version check and major
+tags, and its build and test jobs run by act up to the first upload."""
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -80,3 +82,61 @@ def test_the_image_is_built_around_the_tested_wheel_and_smoke_tested_before_anyt
     )
     smoke = next(s["run"] for s in job["steps"] if s.get("name", "").startswith("Smoke test"))
     assert "id -u" in smoke and "demo" in smoke and "sigstore" in smoke
+
+
+STANDINS = Path(__file__).parent / "standins"
+
+
+def test_the_release_builds_and_tests_the_wheel_under_act(tmp_path):
+    """The workflow's build and test jobs, run by act on a push of this version's tag: the version check, the
+    build with the hash-pinned tools, the built wheel installed in a fresh environment and the demo run from it.
+    The jobs after them upload (image, PyPI, release, tags) and are left out. GitHub's setup-python and
+    artifact actions are replaced by local stand-ins (standins/README.md says why and what they do); pip sees
+    only the local wheelhouse."""
+    from tests.packaging.release import RELEASED, VERSION, copy_sources, package_index
+    from tests.plugins.test_act import act, git
+
+    index = package_index(None)  # the dependencies; the workflow builds the wheel itself
+    repo = tmp_path / "mlops-gates"
+    repo.mkdir()
+    copy_sources(repo, RELEASED)
+    (repo / ".github" / "workflows").mkdir(parents=True)
+    shutil.copy(ROOT / ".github" / "release-requirements.txt", repo / ".github")
+    upto = {name: job for name, job in JOBS.items() if name in ("build", "test")}
+    here = "{}.{}".format(*sys.version_info[:2])  # the wheelhouse holds wheels for this interpreter
+    for step in [s for job in upto.values() for s in job["steps"]]:
+        if step.get("uses", "").startswith("actions/setup-python@"):
+            step["with"]["python-version"] = here
+    (repo / ".github" / "workflows" / "release.yml").write_text(
+        yaml.safe_dump({"name": "release", "on": WORKFLOW[True], "permissions": {}, "jobs": upto})
+    )
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "release")
+    tag = f"v{VERSION}"
+    git(repo, "tag", tag)
+    event = tmp_path / "push.json"
+    event.write_text(json.dumps({"ref": f"refs/tags/{tag}", "ref_name": tag}))
+    store = tmp_path / "artifacts"
+    standins = []
+    for step in [s for job in upto.values() for s in job["steps"]]:
+        uses = step.get("uses", "")
+        if uses.startswith(
+            ("actions/setup-python@", "actions/upload-artifact@", "actions/download-artifact@")
+        ):
+            standins += ["--local-repository", f"{uses}={STANDINS / uses.split('/')[1].split('@')[0]}"]
+    res = subprocess.run(
+        [act(), "push", "-P", "ubuntu-latest=-self-hosted", "--no-cache-server", "--action-offline-mode"]
+        + ["-e", str(event), *standins]
+        + ["--env", f"STANDIN_PYTHON={sys._base_executable}", "--env", f"ARTIFACT_STORE={store}"]
+        + [f"--env={k}={v}" for k, v in index.items()],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    log = res.stdout + res.stderr
+    assert res.returncode == 0, log[-5000:]
+    assert log.count("Job succeeded") == 2, log[-3000:]  # build, then test
+    built = sorted(p.name for p in (store / "dist").iterdir())
+    assert built == [f"mlops_gates-{VERSION}-py3-none-any.whl", f"mlops_gates-{VERSION}.tar.gz"]
