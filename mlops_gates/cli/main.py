@@ -37,6 +37,7 @@ for _command in (
     promotion.register,
     promotion.promote,
     promotion.rollback,
+    promotion.fetch,
     watch.watch,
     live.analyze,
     live.serve,

@@ -236,6 +236,70 @@ def rollback(
     _emit(outcome, out)
 
 
+@click.command()
+@click.argument("uri", required=False)
+@click.argument("dest_arg", metavar="[DEST]", required=False, type=click.Path(path_type=Path))
+@click.option("--model", "name", default=None, help="The model's name (or give mlops-gates://MODEL/ENV).")
+@click.option("--env", "env", default=None, help="The environment whose version to fetch.")
+@click.option(
+    "--digest", default=None, help="This version, if the environment serves it (stable, canary, preview)."
+)
+@click.option("--dest", type=click.Path(path_type=Path), default=None, help="An empty folder for the files.")
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="gates.yml",
+    show_default=True,
+    envvar="MLOPS_GATES_POLICY",
+    help="The policy file (env MLOPS_GATES_POLICY).",
+)
+@click.option(
+    "--registry",
+    default=None,
+    envvar="MLOPS_GATES_REGISTRY",
+    help="As for promote (env MLOPS_GATES_REGISTRY).",
+)
+@click.option(
+    "--ledger",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    envvar="MLOPS_GATES_LEDGER",
+    help="As for promote (env MLOPS_GATES_LEDGER).",
+)
+def fetch(
+    uri: str | None,
+    dest_arg: Path | None,
+    name: str | None,
+    env: str | None,
+    digest: str | None,
+    dest: Path | None,
+    policy_path: Path,
+    registry: str | None,
+    ledger: Path | None,
+) -> None:
+    """Fetch the version an environment serves into DEST, only if it verifies; else write nothing, exit 1.
+
+    As a storage initializer: mlops-gates fetch mlops-gates://MODEL/ENV[@sha256:HEX] DEST.
+    """
+    from mlops_gates.promotion.fetch import fetch as do
+    from mlops_gates.promotion.fetch import parse_uri
+
+    if uri is not None:
+        if name or env or digest or dest or dest_arg is None:
+            raise click.UsageError("give either URI DEST, or --model, --env and --dest")
+        name, env, digest = parse_uri(uri)
+        dest = dest_arg
+    if not (name and env and dest):
+        raise click.UsageError("give --model, --env and --dest (or URI DEST)")
+    pol = _load(policy_path)
+    got = do(_open(registry, ledger, policy_path, pol), pol, name, env, dest, digest=digest)
+    for c in got.checks:
+        click.echo(f"ok  {c}", err=True)
+    click.echo(json.dumps(got.as_json(), indent=2))
+    click.echo(f"{name} {got.digest} ({got.role} in {env}) verified and written to {dest}", err=True)
+
+
 @click.group()
 def audit() -> None:
     """The registry's audit log: check it, or show its history."""

@@ -58,8 +58,12 @@ class MLflowStore:
         try:
             r = self.http.request(method, path, ok=kw.pop("ok", None), **kw)
         except RemoteError as exc:
-            raise GateError(f"MLflow: {exc.message}", where=self.location, hint=exc.hint) from None
+            raise self._down(exc) from None
         return r.json() if r.status < 400 else None
+
+    def _down(self, exc: RemoteError) -> RemoteError:
+        """The server failed or is out of reach: exit 5, as for any service, naming which."""
+        return RemoteError(f"MLflow at {self.location}: {exc.message}", status=exc.status, hint=exc.hint)
 
     def _version_of(self, model: str, digest: str) -> dict[str, Any] | None:
         flt = f"name='{check_name(model)}' and tag.`{TAG}digest`='{check_digest(digest)}'"
@@ -96,7 +100,7 @@ class MLflowStore:
                     "GET", f"mlflow-artifacts/artifacts/{prefix}/{urllib.parse.quote(name)}"
                 )
             except RemoteError as exc:
-                raise GateError(f"MLflow: {exc.message}", where=self.location) from None
+                raise self._down(exc) from None
             (dest / name).write_bytes(r.body)
 
     # ------------------------------------------------------------------ Store
@@ -161,6 +165,8 @@ class MLflowStore:
         try:
             r = self.http.request("GET", f"mlflow-artifacts/artifacts/{root}/version.json")
         except RemoteError as exc:
+            if exc.status is None or exc.status >= 500:
+                raise self._down(exc) from None
             raise Tampered(f"version.json is unreadable ({exc.message})", where=mv["source"]) from None
         tags = {t["key"]: t["value"] for t in mv.get("tags", [])}
         if "sha256:" + hashlib.sha256(r.body).hexdigest() != tags.get(f"{TAG}version_json"):

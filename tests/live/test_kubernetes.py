@@ -1,10 +1,11 @@
-"""The Kubernetes examples (examples/kubernetes/) against the published CRD schemas of Argo Rollouts and
-Flagger (vendored in tests/assets/crds, with their source), strictly: an unknown field is an error, as the API
+"""The Kubernetes examples (examples/kubernetes/) against the published CRD schemas of Argo Rollouts,
+Flagger and KServe (vendored in tests/assets/crds, with their source), strictly: an unknown field is an error, as the API
 server's strict field validation makes it. And the examples call the service as it answers: the routes,
 parameters and verdicts they name are the ones `serve` has."""
 
 from __future__ import annotations
 
+import gzip
 import re
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -33,8 +34,9 @@ def strict(schema: dict) -> dict:
 
 def schemas() -> dict[tuple[str, str], dict]:
     found = {}
-    for path in CRDS.glob("*.yaml"):
-        for crd in yaml.safe_load_all(path.read_text()):
+    for path in sorted(CRDS.glob("*.yaml*")):
+        text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
+        for crd in yaml.safe_load_all(text):
             if not crd:
                 continue
             group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
@@ -95,7 +97,9 @@ def test_the_examples_call_the_routes_and_verdicts_serve_has():
     for hook in canary["spec"]["analysis"]["webhooks"]:
         assert urlparse(hook["url"]).path == f"/flagger/{hook['type']}" and hook["type"] in FLAGGER_OK
         assert set(hook["metadata"]) == {"canary", "stable"}
-    deployment = next(d for _, d in documents() if d["kind"] == "Deployment")
+    deployment = next(
+        d for _, d in documents() if d["kind"] == "Deployment" and d["metadata"]["name"] == "mlops-gates"
+    )
     command = deployment["spec"]["template"]["spec"]["containers"][0]["command"]
     assert command[:2] == ["mlops-gates", "serve"]
     options = {o for p in serve.params for o in p.opts}

@@ -16,7 +16,7 @@ from mlops_gates import policy as P
 from mlops_gates.promotion.promote import state, verify_registry
 from tests.conftest import cli_main
 from tests.live.test_analyze import rollout
-from tests.promotion.test_promotion import HOUR, Release
+from tests.promotion.release import HOUR, Release
 from tests.servers.alerting import alertmanager, alerts_in  # noqa: F401  (a fixture)
 
 WINDOW = 4_000  # requests per window

@@ -10,7 +10,7 @@ import yaml
 from mlops_gates import policy as P
 from mlops_gates.promotion.promote import state
 from tests.live.test_analyze import rollout
-from tests.promotion.test_promotion import HOUR, Release
+from tests.promotion.release import HOUR, Release
 
 TOKEN = "serve-token-0123456789"
 

@@ -64,7 +64,8 @@ def test_watch_every_looks_again_and_alerts_once_per_trigger(tmp_path, monkeypat
 
     from mlops_gates import policy as P
     from mlops_gates.promotion.promote import promote, state
-    from tests.promotion.test_promotion import HOUR, Release, cli, shifted
+    from tests.promotion.release import HOUR, Release, cli
+    from tests.promotion.test_promotion import shifted
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SLACK_HOOK", slack.url)

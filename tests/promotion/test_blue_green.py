@@ -10,7 +10,7 @@ import yaml
 from mlops_gates import policy as P
 from mlops_gates.errors import Refused
 from mlops_gates.promotion.promote import promote, rollback, state, verify_registry
-from tests.promotion.test_promotion import HOUR, Release, cli, refused
+from tests.promotion.release import HOUR, Release, cli, refused
 
 
 @pytest.fixture

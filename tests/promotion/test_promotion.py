@@ -5,19 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import shutil
-import signal
-import socket
 import subprocess
 import threading
-import time
-import urllib.request
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -25,207 +16,13 @@ import pytest
 from mlops_gates import policy as policy_mod
 from mlops_gates.errors import Refused, Tampered
 from mlops_gates.evaluation import run
-from mlops_gates.promotion.audit import parse_time
 from mlops_gates.promotion.promote import promote, register, rollback, state, verify_registry
 from mlops_gates.promotion.stores import open_registry
 from mlops_gates.signing.envelope import PrivateKey
 from mlops_gates.signing.sign import sign
-from tests.conftest import cli_main, write_policy
+from tests.conftest import write_policy
+from tests.promotion.release import HOUR, cli, cli_main_, data, refused
 from tests.signing.test_signing import keypair
-
-HOUR = dt.timedelta(hours=1)
-ROOT = Path(__file__).resolve().parents[2]
-MLFLOW = "3.17.2"
-GATED: dict[tuple[str, tuple[str, ...]], tuple[Path, Path]] = {}  # (policy text, features) -> (model, record)
-
-
-def data(n: int, seed: int) -> pa.Table:
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, 3))
-    y = (rng.random(n) < 1 / (1 + np.exp(-(2 * X[:, 0] - X[:, 1])))).astype(int)
-    return pa.table({"x1": X[:, 0], "x2": X[:, 1], "x3": X[:, 2], "label": y})
-
-
-class Release:
-    """A repository with a gates.yml, a release key, and a registry; models go through it as CI would."""
-
-    def __init__(
-        self, root: Path, monkeypatch: pytest.MonkeyPatch, registry: str = "registry", name: str = "churn"
-    ):
-        self.root, self.mp, self.name = root, monkeypatch, name
-        pq.write_table(data(2000, 1), root / "eval.parquet")
-        self.train = data(2000, 2).to_pandas()
-        self.key, pub = keypair(root)
-        self.other_key, _ = keypair(root / "other" if (root / "other").mkdir() is None else root)
-        self.policy = write_policy(
-            root / "gates.yml",
-            {
-                "version": 1,
-                "task": "binary",
-                "positive_label": 1,
-                "data": {"eval": {"path": "eval.parquet"}},
-                "columns": {"label": "label"},
-                "models": {"candidate": {"path": "candidate"}},
-                "settings": {"bootstrap": {"replicates": 200}},
-                "gates": [
-                    {"type": "accuracy", "metrics": [{"metric": "roc_auc", "op": ">=", "value": 0.68}]}
-                ],
-                "promotion": {
-                    "registry": registry,
-                    "ledger": "ledger" if "://" in registry else "registry",
-                    "max_decision_age": "7d",
-                    "watch": {"max_psi": 0.25, "max_prediction_psi": 0.25},
-                    "environments": [
-                        {"name": "staging", "signers": [{"key": pub.name}]},
-                        {"name": "canary", "signers": [{"key": pub.name}], "min_time_in_previous": "1h"},
-                        {
-                            "name": "production",
-                            "signers": [{"key": pub.name}],
-                            "approvers": ["alice", "carol"],
-                            "distinct_from_author": True,
-                            "canary": [10, 50],
-                        },
-                    ],
-                },
-            },
-        )
-        self.pol = policy_mod.load(self.policy)
-        self.reg = open_registry(self.pol.promotion.registry, self.pol.promotion.ledger)
-
-    def model(self, name: str, features: list[str], *, key: Path | None = None, signed: bool = True) -> str:
-        """Train, gate (as carol's pull request in CI), sign with the release key, register; the digest."""
-        import skops.io as sio
-        from sklearn.linear_model import LogisticRegression
-
-        cache_key = (self.policy.read_text(), tuple(features))
-        if cache_key not in GATED:  # a real gate run; tests with the same policy and model reuse its outcome
-            cand = self.root / "candidate"
-            shutil.rmtree(cand, ignore_errors=True)
-            cand.mkdir()
-            model = LogisticRegression().fit(self.train[features], self.train["label"])
-            sio.dump(model, cand / "model.skops")
-            (cand / "features.json").write_text(json.dumps(features))
-            with self.mp.context() as m:
-                for k, v in {
-                    "GITHUB_ACTIONS": "true",
-                    "GITHUB_ACTOR": "carol",
-                    "GITHUB_REPOSITORY": "acme/models",
-                    "GITHUB_RUN_ID": "7",
-                }.items():
-                    m.setenv(k, v)
-                run(self.policy, self.root / f"out-{name}")
-            shutil.copytree(cand, self.root / f"gated-{name}")
-            GATED[cache_key] = (self.root / f"gated-{name}", self.root / f"out-{name}" / "decision.json")
-        cand, record = GATED[cache_key]
-        rec = json.loads(record.read_text())
-        self.verdict = rec["decision"]
-        folder = self.root / "releases" / name
-        shutil.copytree(cand, folder)
-        if signed:
-            sign(folder, PrivateKey.load(key or self.key), decision=record)
-        version, new = register(
-            self.reg,
-            self.name,
-            folder,
-            folder / "model.sig" if signed else None,
-            folder / "model.decision.sig" if signed else None,
-            actor="ci-bot",
-        )
-        assert new
-        self.decided = parse_time(rec["created_at"])
-        return version.digest
-
-    def promote(
-        self, digest: str, to: str, after: dt.timedelta, actor: str = "alice", traffic: int | None = None
-    ):
-        return promote(
-            self.reg, self.pol, self.name, digest, to, actor=actor, traffic=traffic, now=self.decided + after
-        )
-
-
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory) -> Iterator[str]:
-    """A real `mlflow server` on loopback with a SQLite store, from the environment `make test` creates."""
-    exe = ROOT / ".cache" / "mlflow" / "bin" / "mlflow"
-    if not exe.is_file():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{exe} is missing in CI: make test creates it")
-        pytest.skip(f"{exe} is missing: make test creates it (pip install mlflow=={MLFLOW} in .cache/mlflow)")
-    work = tmp_path_factory.mktemp("mlflow")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = (work / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            str(exe),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{work}/mlflow.db",
-            "--artifacts-destination",
-            str(work / "artifacts"),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=work,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not start: {(work / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-        log.close()
-
-
-@pytest.fixture(params=["folder", "mlflow"])
-def release(request, tmp_path, monkeypatch) -> Release:
-    """The same walk on both registries."""
-    monkeypatch.chdir(tmp_path)
-    if request.param == "folder":
-        return Release(tmp_path, monkeypatch)
-    url = request.getfixturevalue("mlflow_server")
-    return Release(tmp_path, monkeypatch, f"mlflow+{url}", f"churn-{uuid.uuid4().hex[:8]}")
-
-
-@pytest.fixture
-def folder_release(tmp_path, monkeypatch) -> Release:
-    monkeypatch.chdir(tmp_path)
-    return Release(tmp_path, monkeypatch)
-
-
-@pytest.fixture
-def mlflow_release(tmp_path, monkeypatch, mlflow_server) -> Release:
-    monkeypatch.chdir(tmp_path)
-    return Release(tmp_path, monkeypatch, f"mlflow+{mlflow_server}", f"churn-{uuid.uuid4().hex[:8]}")
-
-
-def cli(r: Release, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    return cli_main_(r.mp, capsys, *args)
-
-
-def refused(call, *args, **kw) -> str:
-    with pytest.raises(Refused) as info:
-        call(*args, **kw)
-    return info.value.message
 
 
 def test_a_model_walks_through_staging_canary_and_production_and_back(release):
@@ -561,13 +358,6 @@ def test_watch_on_logged_predictions_keeps_or_recommends(tmp_path, monkeypatch, 
     assert code == 2 and "not the one the decision was made on" in err
 
 
-def cli_main_(mp: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = cli_main(mp, *args)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_team_approvers_are_confirmed_by_the_platform():
     """ "@org/team" approvers: GitHub's and GitLab's APIs (fakes on loopback, requests checked against the
     platforms' OpenAPI descriptions) confirm membership; whatever cannot be confirmed does not allow."""
@@ -608,7 +398,6 @@ def test_team_approvers_are_confirmed_by_the_platform():
 def test_a_held_lock_makes_another_promotion_wait_then_refuse(tmp_path):
     """The ledger's lock is held by another process: a promotion waits, then says the registry is busy (exit
     2); once the holder is gone (here: killed, as a crashed CI job would be), the lock is free again."""
-    import subprocess
     import sys
 
     from mlops_gates.errors import Busy
