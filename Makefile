@@ -36,11 +36,12 @@ lint: $(BIN)/.installed
 $(NPM):
 	command -v npm >/dev/null && npm install --silent --no-save --no-audit --no-fund --prefix .cache/npm @octokit/openapi@23.0.2 gitlab-ci-local@4.73.0 && touch $@ || true
 
-# Debian's rsync (gitlab-ci-local needs it), prometheus (scrapes `serve`) and prometheus-alertmanager (receives
-# the alerts), installed when missing and make runs as root with apt-get; otherwise their tests skip, except in CI.
-SYSTEM := rsync prometheus prometheus-alertmanager
+# Debian's rsync (gitlab-ci-local needs it), prometheus (scrapes `serve`), prometheus-alertmanager (receives the
+# alerts) and softhsm2 (a real PKCS#11 token for the signing tests), as PACKAGE:COMMAND, installed when missing
+# and make runs as root with apt-get; otherwise their tests skip, except in CI.
+SYSTEM := rsync:rsync prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager softhsm2:softhsm2-util
 system-tools:
-	@missing=""; for t in $(SYSTEM); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	@missing=""; for t in $(SYSTEM); do command -v $${t#*:} >/dev/null || missing="$$missing $${t%%:*}"; done; \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  apt-get install -y -qq $$missing >/dev/null || (apt-get update -qq && apt-get install -y -qq $$missing >/dev/null) || true; fi
 

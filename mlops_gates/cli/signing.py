@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -12,6 +13,9 @@ from mlops_gates.cli.options import (
     trust_config_option,
 )
 from mlops_gates.errors import ExitCode
+
+if TYPE_CHECKING:
+    from mlops_gates.signing.sign import BundleSigner
 
 
 @click.command("sign")
@@ -24,10 +28,29 @@ from mlops_gates.errors import ExitCode
 )
 @click.option(
     "--key",
-    "key_path",
+    "key_ref",
+    default=None,
+    metavar="PATH|URI",
+    help="ECDSA P-256/P-384 private key: a PEM file, or a PKCS#11 URI (pkcs11:token=...;object=...?module-path=...) "
+    "whose PIN is in MLOPS_GATES_PKCS11_PIN.",
+)
+@click.option(
+    "--certificate",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="ECDSA P-256/P-384 private key, PEM.",
+    help="The key's certificate from a private CA (PEM): the signature carries it and its chain.",
+)
+@click.option(
+    "--certificate-chain",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The CA certificates between it and the root (PEM).",
+)
+@click.option(
+    "--public-key-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the signing key's public half here (PEM), for the policy's signers.",
 )
 @click.option(
     "--key-env",
@@ -51,7 +74,10 @@ from mlops_gates.errors import ExitCode
 def sign_cmd(
     model_dir: Path,
     signature: Path | None,
-    key_path: Path | None,
+    key_ref: str | None,
+    certificate: Path | None,
+    certificate_chain: Path | None,
+    public_key_out: Path | None,
     key_env: str | None,
     decision: Path | None,
     identity_token: str | None,
@@ -60,18 +86,18 @@ def sign_cmd(
 ) -> None:
     """Sign MODEL_DIR in the OpenSSF model-signing v1.0 format, and optionally the gate's decision about it.
 
-    With --key or --key-env it signs with that key; otherwise keyless, with Sigstore and the CI identity."""
-    from mlops_gates.signing.sign import BundleSigner, sign
+    With --key or --key-env it signs with that key (with --certificate, as the holder of a private CA's
+    certificate); otherwise keyless, with Sigstore and the CI identity."""
+    from mlops_gates.signing.sign import sign
 
-    signer: BundleSigner
-    if key_path or key_env:
-        from mlops_gates.signing.envelope import PrivateKey
+    signer = _signer(key_ref, key_env, certificate, certificate_chain, identity_token, trust_config)
+    if public_key_out is not None:
+        from mlops_gates.signing.envelope import public_pem
 
-        signer = PrivateKey.load(key_path) if key_path else PrivateKey.load(env=key_env)
-    else:
-        from mlops_gates.signing.keyless import KeylessSigner, find_identity_token
-
-        signer = KeylessSigner(find_identity_token(identity_token), trust_config)
+        public_key = getattr(signer, "public_key", None)  # keyless signers have no lasting key
+        if public_key is None:
+            raise click.UsageError("--public-key-out needs a key (--key or --key-env)")
+        public_key_out.write_bytes(public_pem(public_key()))
     s = sign(model_dir, signer, signature=signature, decision=decision, ignore=ignore)
     click.echo(
         f"signed {s.files} files of {model_dir} (model-signing subject sha256:{s.subject_digest}) -> {s.signature}"
@@ -83,6 +109,39 @@ def sign_cmd(
     )  # the root digest: what register and promote call the version
 
 
+def _signer(
+    key_ref: str | None,
+    key_env: str | None,
+    certificate: Path | None,
+    chain: Path | None,
+    identity_token: str | None,
+    trust_config: Path | None,
+) -> BundleSigner:
+    """The key the options name (a PEM file or variable, a PKCS#11 token), perhaps with its certificate; or
+    Sigstore keyless."""
+    if not (key_ref or key_env):
+        if certificate or chain:
+            raise click.UsageError("--certificate needs the key it certifies (--key or --key-env)")
+        from mlops_gates.signing.keyless import KeylessSigner, find_identity_token
+
+        return KeylessSigner(find_identity_token(identity_token), trust_config)
+    from mlops_gates.signing.envelope import PrivateKey
+    from mlops_gates.signing.pkcs11 import Pkcs11Key, is_pkcs11
+
+    key: PrivateKey | Pkcs11Key
+    if key_ref and is_pkcs11(key_ref):
+        key = Pkcs11Key.open(key_ref)
+    else:
+        key = PrivateKey.load(Path(key_ref)) if key_ref else PrivateKey.load(env=key_env)
+    if certificate is None:
+        if chain is not None:
+            raise click.UsageError("--certificate-chain goes with --certificate")
+        return key
+    from mlops_gates.signing.x509 import CertifiedKey
+
+    return CertifiedKey.load(key, certificate, chain)
+
+
 @click.command("verify")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--signature", type=click.Path(dir_okay=False, path_type=Path), required=True)
@@ -92,6 +151,12 @@ def sign_cmd(
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     help="The signer's public key, PEM.",
+)
+@click.option(
+    "--ca",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A private CA's certificates (PEM): the signing certificate must chain to them.",
 )
 @click.option("--identity", default=None, help="The signer's exact identity (certificate SAN).")
 @click.option(
@@ -122,6 +187,7 @@ def verify_cmd(
     path: Path,
     signature: Path,
     key_path: Path | None,
+    ca: Path | None,
     identity: str | None,
     identity_regexp: str | None,
     issuer: str | None,
@@ -140,13 +206,19 @@ def verify_cmd(
     from mlops_gates.policy import Signer
     from mlops_gates.signing.verify import verify
 
-    if bool(key_path) == bool(identity or identity_regexp):
-        raise click.UsageError("pass either --key, or --identity/--identity-regexp with --issuer")
+    if ca is None and bool(key_path) == bool(identity or identity_regexp):
+        raise click.UsageError(
+            "pass either --key, --ca (perhaps with --identity), or --identity/--identity-regexp with --issuer"
+        )
+    if ca is not None and (key_path or issuer):
+        raise click.UsageError("--ca takes no --key or --issuer: the certificate carries the key")
     try:
         v = verify(
             path,
             signature,
-            Signer(key_path, identity, identity_regexp, issuer, trust_root or trust_config, repository, ref),
+            Signer(
+                key_path, identity, identity_regexp, issuer, trust_root or trust_config, repository, ref, ca
+            ),
             ignore=ignore,
             decision=decision,
         )

@@ -68,6 +68,7 @@ def _promotion(d: dict[str, Any], base: Path) -> Promotion:
                     trust_root=path(s.get("trust_root")),
                     repository=s.get("repository"),
                     ref=s.get("ref"),
+                    ca=path(s.get("ca")),
                 )
                 for s in e["signers"]
             ),

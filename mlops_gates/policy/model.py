@@ -26,7 +26,8 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class Signer:
-    """Who must have signed: a public key, or an identity (exact or regular expression) with its issuer."""
+    """Who must have signed: a public key; a Sigstore identity (exact or regular expression) with its issuer; or
+    a certificate from a private CA, perhaps naming an identity."""
 
     key: Path | None = None
     identity: str | None = None
@@ -35,6 +36,7 @@ class Signer:
     trust_root: Path | None = None
     repository: str | None = None  # GitHub Actions identities: OWNER/REPO
     ref: str | None = None  # GitHub Actions identities: refs/...
+    ca: Path | None = None  # a private CA's certificates (PEM): the signing certificate must chain to them
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,8 @@ def verify_version(version: Version, env: Environment) -> tuple[dict[str, Any], 
             failures.append(exc.message)
             continue
         assert v.decision is not None
-        return v.decision["predicate"], str(signer.key or signer.identity or signer.identity_regexp)
+        who = signer.key or signer.identity or signer.identity_regexp
+        return v.decision["predicate"], str(who) if who else f"a certificate from the CA in {signer.ca}"
     raise Refused(
         f"no signer that {env.name} trusts signed {version.digest}: " + "; ".join(failures),
         hint=f"sign with an identity or key listed under promotion.environments[{env.name}].signers",

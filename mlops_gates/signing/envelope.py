@@ -21,13 +21,13 @@ def pae(payload_type: str, payload: bytes) -> bytes:
     return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
 
 
-def _hash(key: Any) -> Any:
+def curve_hash(key: Any) -> Any:
     from cryptography.hazmat.primitives import hashes
 
     return {"secp256r1": hashes.SHA256(), "secp384r1": hashes.SHA384()}[key.curve.name]
 
 
-def _check_curve(key: Any, where: str) -> None:
+def check_curve(key: Any, where: str) -> None:
     from cryptography.hazmat.primitives.asymmetric import ec
 
     if not isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)) or key.curve.name not in (
@@ -79,32 +79,46 @@ class PrivateKey:
                 where=where,
                 hint="pass an unencrypted PEM ECDSA key, or its password",
             ) from None
-        _check_curve(key, where)
+        check_curve(key, where)
         return cls(key, where)
 
-    def public_pem(self) -> bytes:
-        from cryptography.hazmat.primitives import serialization
+    def public_key(self) -> Any:
+        return self.key.public_key()
 
-        return self.key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-
-    def sign_bundle(self, payload: bytes, payload_type: str) -> dict[str, Any]:
+    def sign_raw(self, data: bytes) -> bytes:
+        """An ECDSA signature (DER) over data, with the curve's hash."""
         from cryptography.hazmat.primitives.asymmetric import ec
 
-        sig = self.key.sign(pae(payload_type, payload), ec.ECDSA(_hash(self.key)))
-        return {
-            "mediaType": BUNDLE_MEDIA_TYPE,
-            "verificationMaterial": {
-                "publicKey": {"hint": hashlib.sha256(self.public_pem()).hexdigest()},
-                "tlogEntries": [],
-            },
-            "dsseEnvelope": {
-                "payload": base64.b64encode(payload).decode(),
-                "payloadType": payload_type,
-                "signatures": [{"sig": base64.b64encode(sig).decode(), "keyid": ""}],
-            },
-        }
+        return bytes(self.key.sign(data, ec.ECDSA(curve_hash(self.key))))
+
+    def sign_bundle(self, payload: bytes, payload_type: str) -> dict[str, Any]:
+        return key_bundle(self, payload, payload_type)
+
+
+def public_pem(key: Any) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return bytes(
+        key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+
+
+def key_bundle(key: Any, payload: bytes, payload_type: str) -> dict[str, Any]:
+    """A DSSE envelope signed by any key that signs raw bytes (a PEM key, a key in a PKCS#11 token), in a
+    bundle whose verification material is the public key's hint, as model-signing's key signer writes it."""
+    sig = key.sign_raw(pae(payload_type, payload))
+    return {
+        "mediaType": BUNDLE_MEDIA_TYPE,
+        "verificationMaterial": {
+            "publicKey": {"hint": hashlib.sha256(public_pem(key.public_key())).hexdigest()},
+            "tlogEntries": [],
+        },
+        "dsseEnvelope": {
+            "payload": base64.b64encode(payload).decode(),
+            "payloadType": payload_type,
+            "signatures": [{"sig": base64.b64encode(sig).decode(), "keyid": ""}],
+        },
+    }
 
 
 def load_public_key(path: Path) -> Any:
@@ -120,7 +134,7 @@ def load_public_key(path: Path) -> Any:
             where=str(path),
             hint="pass the public half of the signing key",
         ) from None
-    _check_curve(key, str(path))
+    check_curve(key, str(path))
     return key
 
 
@@ -141,22 +155,20 @@ def read_bundle(path: Path) -> dict[str, Any]:
 def verify_with_key(bundle: dict[str, Any], key: Any, where: str) -> tuple[str, bytes]:
     """Check a key-signed DSSE bundle; returns (payload type, payload)."""
     from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
     env = bundle.get("dsseEnvelope")
     if not env:
         raise VerificationFailed("bundle", "no DSSE envelope to check with a key", where)
     hint = ((bundle.get("verificationMaterial") or {}).get("publicKey") or {}).get("hint")
-    pem = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    if hint and hint != hashlib.sha256(pem).hexdigest():
+    if hint and hint != hashlib.sha256(public_pem(key)).hexdigest():
         raise VerificationFailed(
             "key", "the bundle was signed by another key (its public-key hint differs)", where
         )
     try:
         payload = base64.b64decode(env["payload"])
         sig = base64.b64decode(env["signatures"][0]["sig"])
-        key.verify(sig, pae(env["payloadType"], payload), ec.ECDSA(_hash(key)))
+        key.verify(sig, pae(env["payloadType"], payload), ec.ECDSA(curve_hash(key)))
     except (KeyError, IndexError, ValueError):
         raise VerificationFailed("bundle", "malformed DSSE envelope", where) from None
     except InvalidSignature:

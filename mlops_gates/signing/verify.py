@@ -165,6 +165,11 @@ def _check_files(st: dict[str, Any], m: Manifest, where: str) -> None:
 def _open(bundle_path: Path, s: Signer, artifact: Path | None) -> tuple[str, bytes] | None:
     if s.key is not None:
         return verify_with_key(read_bundle(bundle_path), load_public_key(s.key), str(bundle_path))
+    if s.ca is not None:
+        from mlops_gates.signing.x509 import verify_with_certificates
+
+        bundle = read_bundle(bundle_path)
+        return verify_with_certificates(bundle, s.ca, s.identity, s.identity_regexp, str(bundle_path))
     read_bundle(bundle_path)  # a clear error for a missing or non-JSON file
     return _sigstore(bundle_path, s, artifact)
 
@@ -189,6 +194,15 @@ def verify(
         ) from None
 
 
+def _checked(s: Signer) -> str:
+    if s.key:
+        return "signature"
+    if s.ca:
+        named = " and identity" if s.identity or s.identity_regexp else ""
+        return f"signature, certificate chain to the private CA{named}"
+    return "signature, certificate chain, transparency log and identity"
+
+
 def _verify(
     path: Path,
     signature: Path,
@@ -199,9 +213,7 @@ def _verify(
     where = str(signature)
     out = Verified()
     opened = _open(signature, signer, path)
-    out.checks.append(
-        "signature" if signer.key else "signature, certificate chain, transparency log and identity"
-    )
+    out.checks.append(_checked(signer))
     if opened is None:  # a message signature over one file, checked by sigstore against that file
         out.checks.append("file digest")
         return out
