@@ -11,6 +11,7 @@ from typing import Any
 from mlops_gates import policy as policy_mod
 from mlops_gates.decision import Decision, decide, record
 from mlops_gates.digest import digest_path, sha256_file
+from mlops_gates.errors import GateError
 from mlops_gates.gates import registry
 from mlops_gates.gates.base import Context, GateResult
 from mlops_gates.models.stage import Staged, stage
@@ -62,8 +63,10 @@ def evaluate(
     stats_paths: list[Path] | None = None,
     engine: str = "auto",
     out_dir: str | Path | None = None,
+    provenance: Path | None = None,
 ) -> Evaluation:
-    """Validate the policy, read the data once (or merge shards' statistics), run every gate and decide."""
+    """Validate the policy, read the data once (or merge shards' statistics), run every gate and decide.
+    `provenance`: the candidate's training attestation, linked into the record by digest."""
     models = {role: digest_path(p) for role, p in (model_paths or {}).items()}
     if stats_paths:
         from mlops_gates.stats.state import merge
@@ -95,9 +98,22 @@ def evaluate(
         if ds is not None:
             inputs["data"][role] = {"path": str(ds.path), "format": ds.format, "digest": sha256_file(ds.path)}
     models.update(staged.record())
+    if provenance is not None:
+        _link_provenance(models, provenance)
     if models:
         inputs["models"] = models
     return Evaluation(decision, results, record(pol, decision, results, inputs, stats.rows), stats)
+
+
+def _link_provenance(models: dict[str, Any], path: Path) -> None:
+    from mlops_gates.signing.provenance import link
+
+    if "candidate" not in models:
+        raise GateError(
+            "a training attestation is about the candidate, and there is none",
+            hint="name it: --model candidate=DIR, or models.candidate in the policy",
+        )
+    models["candidate"]["provenance"] = link(path, models["candidate"]["digest"])
 
 
 def run(
@@ -107,13 +123,19 @@ def run(
     model_paths: dict[str, Path] | None = None,
     stats_paths: list[Path] | None = None,
     engine: str = "auto",
+    provenance: Path | None = None,
 ) -> Outcome:
     """`evaluate`, then write the record and every report into `out_dir`."""
     from mlops_gates.report import write_all
     from mlops_gates.stats.curves import curves
 
     ev = evaluate(
-        policy_path, model_paths=model_paths, stats_paths=stats_paths, engine=engine, out_dir=out_dir
+        policy_path,
+        model_paths=model_paths,
+        stats_paths=stats_paths,
+        engine=engine,
+        out_dir=out_dir,
+        provenance=provenance,
     )
     files = write_all(ev.record, Path(out_dir), curves=curves(ev.stats))
     return Outcome(ev.decision, ev.results, ev.record, files)

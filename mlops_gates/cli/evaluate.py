@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from mlops_gates.cli.options import (
     engine_option,
     finish,
+    lineage,
     out_dir_option,
     policy_option,
     post,
@@ -41,6 +43,12 @@ from mlops_gates.errors import ExitCode, GateError
     help="Decide from shards' statistics (`stats compute`) instead of reading the data (repeatable).",
 )
 @engine_option
+@click.option(
+    "--provenance",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The candidate's training attestation (attest-training): linked into the record by digest.",
+)
 def evaluate(
     policy_path: Path,
     out_dir: Path,
@@ -48,6 +56,7 @@ def evaluate(
     do_publish: bool,
     stats_files: tuple[Path, ...],
     engine: str,
+    provenance: Path | None,
     **opts: object,
 ) -> None:
     """Evaluate the candidate against the policy and decide PROMOTE, HOLD or REJECT."""
@@ -59,11 +68,37 @@ def evaluate(
         if not (sep and role and path):
             raise click.BadParameter(f"'{item}' is not ROLE=PATH", param_hint="--model")
         paths[role] = Path(path)
-    outcome = run(policy_path, out_dir, model_paths=paths, stats_paths=list(stats_files), engine=engine)
+    outcome = run(
+        policy_path,
+        out_dir,
+        model_paths=paths,
+        stats_paths=list(stats_files),
+        engine=engine,
+        provenance=provenance,
+    )
     finish(outcome)
+    _lineage(policy_path, outcome.record, outcome.files["record"])
     if do_publish and not post(outcome.files["record"], opts) and opts["strict"]:
         sys.exit(ExitCode.PUBLISH_FAILED)
     sys.exit(verdict_code(outcome.decision.verdict))
+
+
+def _lineage(policy_path: Path, record: dict[str, Any], record_file: Path) -> None:
+    """The evaluation as an OpenLineage run: the data and models in, the decision record out."""
+    from mlops_gates.digest import sha256_file
+    from mlops_gates.platforms.openlineage import Dataset, enabled
+
+    if not enabled():
+        return
+    inputs = [
+        Dataset.file(d["path"], d["digest"])
+        for d in record["inputs"]["data"].values()
+        if d["format"] != "stats"
+    ]
+    inputs += [
+        Dataset.model(Path(m["path"]).name, m["digest"]) for m in record["inputs"].get("models", {}).values()
+    ]
+    lineage(f"evaluate/{policy_path.stem}", inputs, [Dataset.file(record_file, sha256_file(record_file))])
 
 
 @click.command("publish")

@@ -30,6 +30,7 @@ for _command in (
     models.scan,
     signing.sign_cmd,
     signing.verify_cmd,
+    signing.attest_training_cmd,
     evaluate.stats,
     models.deepchecks,
     evaluate.policy,

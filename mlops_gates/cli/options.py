@@ -118,3 +118,12 @@ out_dir_option = click.option(
     show_default=True,
     help="Folder for decision.json, report.md, junit.xml and report.html.",
 )
+
+
+def lineage(job: str, inputs: list[Any], outputs: list[Any], **kw: Any) -> None:
+    """Send an OpenLineage run event when OpenLineage is configured; a delivery failure is a warning only."""
+    from mlops_gates.platforms import openlineage
+
+    why = openlineage.emit(job, inputs, outputs, **kw)
+    if why:
+        click.echo(f"warning: {why}", err=True)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from mlops_gates.cli.options import policy_option
+from mlops_gates.cli.options import lineage, policy_option
 from mlops_gates.errors import ExitCode, GateError
 
 if TYPE_CHECKING:
@@ -190,21 +190,30 @@ def promote(
     out: Path | None,
 ) -> None:
     """Promote a registered version into an environment, if the evidence and the rules allow it."""
+    from mlops_gates.errors import Refused
+    from mlops_gates.platforms.openlineage import Dataset
     from mlops_gates.promotion.promote import promote as do
 
     pol = _load(policy_path)
     reg = _open(registry, ledger, policy_path, pol)
-    outcome = do(
-        reg,
-        pol,
-        name,
-        digest,
-        to,
-        actor=_actor(actor),
-        traffic=traffic,
-        preview=preview,
-        ci_run_url=_run_url(),
-    )
+    moved = ([Dataset.model(name, digest)], [Dataset.model(name, digest, to)])
+    try:
+        outcome = do(
+            reg,
+            pol,
+            name,
+            digest,
+            to,
+            actor=_actor(actor),
+            traffic=traffic,
+            preview=preview,
+            ci_run_url=_run_url(),
+        )
+    except Refused as exc:
+        lineage(f"promote/{name}/{to}", *moved, failed=exc.message)
+        raise
+    if outcome.entry:
+        lineage(f"promote/{name}/{to}", *moved)
     _emit(outcome, out)
     what = f"{traffic}% canary" if traffic else "in the preview slot" if preview else "promoted"
     click.echo(f"{name} {digest} {what} in {to}" if outcome.entry else outcome.checks[0], err=True)
@@ -228,11 +237,14 @@ def rollback(
     out: Path | None,
 ) -> None:
     """Withdraw a canary, or go back to the previous stable version that still verifies, in one step."""
+    from mlops_gates.platforms.openlineage import Dataset
     from mlops_gates.promotion.promote import rollback as do
 
     pol = _load(policy_path)
     reg = _open(registry, ledger, policy_path, pol)
     outcome = do(reg, pol, name, env, actor=_actor(actor), ci_run_url=_run_url())
+    back = outcome.entry["digest"] if outcome.entry else None
+    lineage(f"rollback/{name}/{env}", [Dataset.model(name, back)], [Dataset.model(name, back, env)])
     _emit(outcome, out)
 
 
@@ -348,3 +360,27 @@ def audit_show(
             f"{e['seq']:>4} {e['time']} {e['action']:<8} {e['outcome']:<7} {e['model']} "
             f"{(e['digest'] or '-')[:19]} {where}{traffic} by {e['actor'] or '?'}: {e['reason']}"
         )
+
+
+@audit.command("lineage")
+@click.argument("name", metavar="MODEL")
+@REGISTRY
+@LEDGER
+@POLICY
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per version.")
+def audit_lineage(
+    registry: str | None, ledger: Path | None, policy_path: Path, name: str, as_json: bool
+) -> None:
+    """Print MODEL's lineage: training (code, data), the gate's decision, and every promotion, per version."""
+    from mlops_gates.promotion.lineage import lineage, render
+
+    records = lineage(_open(registry, ledger, policy_path), name)
+    if not records:
+        raise GateError(
+            f"the registry has no version of {name}", hint="check the name: mlops-gates audit show"
+        )
+    if as_json:
+        for r in records:
+            click.echo(json.dumps(r, sort_keys=True))
+    else:
+        click.echo(render(records))

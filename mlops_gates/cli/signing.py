@@ -15,7 +15,9 @@ from mlops_gates.cli.options import (
 from mlops_gates.errors import ExitCode
 
 if TYPE_CHECKING:
+    from mlops_gates.policy import Signer
     from mlops_gates.signing.sign import BundleSigner
+    from mlops_gates.signing.verify import Verified
 
 
 @click.command("sign")
@@ -182,6 +184,14 @@ def _signer(
     default=None,
     help="The decision attestation (default: model.decision.sig beside the signature, when present).",
 )
+@click.option(
+    "--require-provenance",
+    "provenance",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The model's training attestation: it must verify with the same signer, be about this model, and be "
+    "the one the decision linked; the chain model -> training -> data is printed.",
+)
 @ignore_option
 def verify_cmd(
     path: Path,
@@ -196,6 +206,7 @@ def verify_cmd(
     repository: str | None,
     ref: str | None,
     decision: Path | None,
+    provenance: Path | None,
     ignore: tuple[str, ...],
 ) -> None:
     """Verify a model's signature (and its decision attestation). Exit 0 only when every check holds.
@@ -212,22 +223,127 @@ def verify_cmd(
         )
     if ca is not None and (key_path or issuer):
         raise click.UsageError("--ca takes no --key or --issuer: the certificate carries the key")
+    signer = Signer(
+        key_path, identity, identity_regexp, issuer, trust_root or trust_config, repository, ref, ca
+    )
     try:
-        v = verify(
-            path,
-            signature,
-            Signer(
-                key_path, identity, identity_regexp, issuer, trust_root or trust_config, repository, ref, ca
-            ),
-            ignore=ignore,
-            decision=decision,
-        )
+        v = verify(path, signature, signer, ignore=ignore, decision=decision)
+        chain = _provenance(provenance, signer, v) if provenance else []
     except VerificationFailed as exc:
         click.echo(f"FAILED {exc.render()}", err=True)
         sys.exit(ExitCode.BLOCKED)
     for check in v.checks:
         click.echo(f"ok  {check}")
+    for link in chain:
+        click.echo(f"    {link}")
     click.echo(
         f"verified {path}"
         + (f"; the gate decided {v.decision['predicate']['decision']}" if v.decision else "")
     )
+
+
+def _provenance(path: Path, signer: Signer, v: Verified) -> list[str]:
+    from mlops_gates.errors import VerificationFailed
+    from mlops_gates.signing.provenance import check_chain
+    from mlops_gates.signing.verify import verify_statement
+
+    if v.root_digest is None:
+        raise VerificationFailed("provenance", "a training attestation is about a model folder", str(path))
+    chain = check_chain(path, verify_statement(path, signer), v.root_digest, v.decision)
+    linked = ", the one the decision linked" if v.decision else ""
+    v.checks.append(f"training attestation by the same signer, about this model{linked}")
+    return chain
+
+
+@click.command("attest-training")
+@click.argument("model_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Training data (a file or folder; repeatable): its digest goes into the attestation.",
+)
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="The training configuration file.",
+)
+@click.option(
+    "--lock",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="The environment's lock or requirements file (default: the digest of this Python's `pip freeze`).",
+)
+@click.option(
+    "--repository", default=None, help="The code's repository (default: the CI run's, or git's origin)."
+)
+@click.option("--commit", default=None, help="The code's commit (default: the CI run's, or git's HEAD).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the signed attestation (default: MODEL_DIR.training.sig beside the folder).",
+)
+@click.option("--key", "key_ref", default=None, metavar="PATH|URI", help="As for sign.")
+@click.option("--key-env", default=None, metavar="VAR", help="As for sign.")
+@click.option(
+    "--certificate", type=click.Path(dir_okay=False, path_type=Path), default=None, help="As for sign."
+)
+@click.option(
+    "--certificate-chain", type=click.Path(dir_okay=False, path_type=Path), default=None, help="As for sign."
+)
+@click.option("--identity-token", default=None, help="As for sign (keyless).")
+@trust_config_option
+def attest_training_cmd(
+    model_dir: Path,
+    data: tuple[Path, ...],
+    config: Path | None,
+    lock: Path | None,
+    repository: str | None,
+    commit: str | None,
+    out: Path | None,
+    key_ref: str | None,
+    key_env: str | None,
+    certificate: Path | None,
+    certificate_chain: Path | None,
+    identity_token: str | None,
+    trust_config: Path | None,
+) -> None:
+    """Sign how MODEL_DIR was trained (SLSA provenance v1): code, data, configuration and environment.
+
+    Give the file to `evaluate --provenance` (the decision links it) and `verify --require-provenance`."""
+    import datetime as dt
+
+    from mlops_gates.platforms import ci
+    from mlops_gates.signing.provenance import attest_training, code_origin, environment
+
+    repo, sha = code_origin(repository, commit)
+    signer = _signer(key_ref, key_env, certificate, certificate_chain, identity_token, trust_config)
+    out = out or model_dir.parent / f"{model_dir.name}.training.sig"
+    st = attest_training(
+        model_dir,
+        signer,
+        out,
+        repository=repo,
+        commit=sha,
+        data=list(data),
+        config=config,
+        env=environment(lock),
+        run_url=(ci.context() or {}).get("run_url"),
+        now=dt.datetime.now(dt.timezone.utc),
+    )
+    root = f"sha256:{st['subject'][0]['digest']['sha256']}"
+    click.echo(f"attested the training of {model_dir} ({root}) -> {out}")
+    from mlops_gates.cli.options import lineage
+    from mlops_gates.platforms.openlineage import Dataset
+
+    deps = st["predicate"]["buildDefinition"]["resolvedDependencies"]
+    data_in = [
+        Dataset.file(d["name"], "sha256:" + d["digest"]["sha256"])
+        for d in deps
+        if (d.get("annotations") or {}).get("role") == "training-data"
+    ]
+    lineage(f"train/{model_dir.name}", data_in, [Dataset.model(model_dir.name, root)], code=(repo, sha))

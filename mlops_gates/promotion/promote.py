@@ -181,11 +181,16 @@ def promote(
             None, here, descriptor(reg, model, to, here, env.blue_green), [f"{to} previews {digest} already"]
         )
     try:
-        version, _, checks = check(reg, pol, pointers, model, digest, to, actor, traffic, now, preview)
+        version, predicate, checks = check(
+            reg, pol, pointers, model, digest, to, actor, traffic, now, preview
+        )
     except Refused as exc:
         _refuse(reg, fields, exc)
         raise
     fields["decision"] = sha256_file(version.decision) if version.decision else None
+    linked = (predicate["models"]["candidate"].get("provenance") or {}).get("digest")
+    if linked:
+        fields["provenance"] = linked
     fields["reason"] = "; ".join(checks)
     entry, pointer = _commit(reg, entries, fields, (model, to))
     assert pointer is not None

@@ -135,7 +135,7 @@ def decision_statement(rec: dict[str, Any], m: Manifest, model_statement: bytes)
             "gates": gates,
             "policy": rec["inputs"]["policy"],
             "models": {
-                role: {k: v for k, v in model.items() if k in ("digest", "files")}
+                role: {k: v for k, v in model.items() if k in ("digest", "files", "provenance")}
                 for role, model in rec["inputs"]["models"].items()
             },
             "data": rec["inputs"]["data"],

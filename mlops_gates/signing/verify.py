@@ -31,6 +31,7 @@ class Verified:
     checks: list[str] = field(default_factory=list)
     statement: dict[str, Any] = field(default_factory=dict)
     decision: dict[str, Any] | None = None
+    root_digest: str | None = None  # a model folder's: over its files' names and digests (hex)
 
 
 class _SanRegexp:
@@ -231,6 +232,7 @@ def _verify(
         except GateError as exc:  # a symbolic link added to the folder, for one: not what was signed
             raise VerificationFailed("files", exc.message, str(path)) from None
         _check_files(st, m, where)
+        out.root_digest = m.root_digest
         out.checks.append(f"{len(m.files)} files: none missing, none extra, none changed; subject digest")
         if decision is not None or decision_path.is_file():
             out.decision = _verify_decision(decision_path, signer, m, opened[1])
@@ -247,6 +249,21 @@ def _verify(
         out.checks.append("subject digest")
         return out
     raise VerificationFailed("predicate type", f"{st.get('predicateType')!r} is not a model signature", where)
+
+
+def verify_statement(bundle_path: Path, signer: Signer) -> dict[str, Any]:
+    """Any signed in-toto statement (a training attestation, say) by this signer; its statement, unchecked
+    beyond the signature and the statement type."""
+    try:
+        opened = _open(bundle_path, signer, None)
+        if opened is None:
+            raise VerificationFailed("bundle", "not a DSSE statement", str(bundle_path))
+        return _statement(*opened, str(bundle_path))
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+        what = f"{type(exc).__name__}: {exc}"[:200]
+        raise VerificationFailed(
+            "bundle", f"malformed signature or statement ({what})", str(bundle_path)
+        ) from None
 
 
 def _verify_decision(path: Path, signer: Signer, m: Manifest, model_payload: bytes) -> dict[str, Any]:
