@@ -43,6 +43,23 @@ def attest(r: Release, capsys, folder: Path, *extra: str) -> tuple[int, Path]:
     return code, out
 
 
+def verify_with(r: Release, capsys, cand: Path, pub: Path, training: Path) -> tuple[int, str, str]:
+    """`verify --require-provenance`, as a user runs it."""
+    sig = str(cand / "model.sig")
+    return cli(
+        r,
+        capsys,
+        "verify",
+        str(cand),
+        "--signature",
+        sig,
+        "--key",
+        str(pub),
+        "--require-provenance",
+        str(training),
+    )
+
+
 def trained(r: Release, folder: str, features: list[str]) -> Path:
     """A model trained here on r.train, in r.root / folder (the policy's candidate is "candidate")."""
     import skops.io as sio
@@ -73,18 +90,7 @@ def test_training_lineage_from_data_to_production(folder_release, capsys):
     assert linked["commit"] == COMMIT and linked["data"][0]["name"] == "train.parquet"
     sign(cand, PrivateKey.load(r.key), decision=r.root / "out" / "decision.json")
     pub = next(r.root.glob("*.pub.pem"))
-    code, out, err = cli(
-        r,
-        capsys,
-        "verify",
-        str(cand),
-        "--signature",
-        str(cand / "model.sig"),
-        "--key",
-        str(pub),
-        "--require-provenance",
-        str(att),
-    )
+    code, out, err = verify_with(r, capsys, cand, pub, att)
     assert code == 0, err
     assert f"trained from {REPO} at {COMMIT}" in out and "training-data train.parquet sha256:" in out
     assert "the one the decision linked" in out
@@ -92,33 +98,11 @@ def test_training_lineage_from_data_to_production(folder_release, capsys):
     # what does not belong to this model, this decision or this signer is refused
     other = trained(r, "foreign-model", ["x1", "x2", "x3"])
     _, foreign = attest(r, capsys, other)
-    code, out, err = cli(
-        r,
-        capsys,
-        "verify",
-        str(cand),
-        "--signature",
-        str(cand / "model.sig"),
-        "--key",
-        str(pub),
-        "--require-provenance",
-        str(foreign),
-    )
+    code, out, err = verify_with(r, capsys, cand, pub, foreign)
     assert code == 1 and "provenance subject" in err, err
     again = att.with_name("again.training.sig")
     attest(r, capsys, cand, "--out", str(again))  # the same training, attested again: not the one linked
-    code, out, err = cli(
-        r,
-        capsys,
-        "verify",
-        str(cand),
-        "--signature",
-        str(cand / "model.sig"),
-        "--key",
-        str(pub),
-        "--require-provenance",
-        str(again),
-    )
+    code, out, err = verify_with(r, capsys, cand, pub, again)
     assert code == 1 and "the decision linked another training attestation" in err
     code, _, err = cli(
         r, capsys, "evaluate", "--policy", str(r.policy), "--out", "out2", "--provenance", str(foreign)
@@ -196,34 +180,10 @@ def test_openlineage_events_for_training_evaluation_and_promotion(folder_release
     version, _ = register(
         r.reg, r.name, cand, cand / "model.sig", cand / "model.decision.sig", actor="ci-bot"
     )
-    code, _, err = cli(
-        r,
-        capsys,
-        "promote",
-        "--model",
-        r.name,
-        "--digest",
-        version.digest,
-        "--to",
-        "staging",
-        "--actor",
-        "alice",
-    )
-    assert code == 0, err
-    code, _, err = cli(
-        r,
-        capsys,
-        "promote",
-        "--model",
-        r.name,
-        "--digest",
-        version.digest,
-        "--to",
-        "production",
-        "--actor",
-        "alice",
-    )
-    assert code == 1
+    for to, want in (("staging", 0), ("production", 1)):  # production: environments cannot be skipped
+        promote = ["promote", "--model", r.name, "--digest", version.digest, "--to", to, "--actor", "alice"]
+        code, _, err = cli(r, capsys, *promote)
+        assert code == want, err
 
     sent = [json.loads(line) for line in events.read_text().splitlines()]
     for e in sent:

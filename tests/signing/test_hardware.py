@@ -84,6 +84,11 @@ def run(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Comple
     return subprocess.run(argv, env=env or dict(os.environ), capture_output=True, text=True)
 
 
+def verify_cli(model: Path, ca: Path, identity: str) -> subprocess.CompletedProcess[str]:
+    sig = str(model / "model.sig")
+    return run([EXE, "verify", str(model), "--signature", sig, "--ca", str(ca), "--identity", identity])
+
+
 def stock_verify(model: Path, *how: str) -> subprocess.CompletedProcess[str]:
     """The stock model_signing CLI; our decision attestation sits beside the signature, outside the model."""
     return run(
@@ -242,19 +247,7 @@ def test_certificates_from_a_private_ca_are_verified_by_us_and_by_model_signing(
     ).checks
     ok = stock_verify(model, "certificate", "--certificate_chain", str(ca.root_pem))
     assert ok.returncode == 0 and "Verification succeeded" in ok.stdout + ok.stderr, ok.stderr
-    cli = run(
-        [
-            EXE,
-            "verify",
-            str(model),
-            "--signature",
-            str(model / "model.sig"),
-            "--ca",
-            str(ca.root_pem),
-            "--identity",
-            IDENTITY,
-        ]
-    )
+    cli = verify_cli(model, ca.root_pem, IDENTITY)
     assert cli.returncode == 0 and "the gate decided" in cli.stdout, cli.stderr
 
     def refused(check: str, signer: Signer) -> None:
@@ -265,19 +258,7 @@ def test_certificates_from_a_private_ca_are_verified_by_us_and_by_model_signing(
     refused("identity", Signer(ca=ca.root_pem, identity="mallory@acme.example"))
     refused("certificate", Signer(ca=CA(tmp_path / "other-ca", "Other").root_pem))  # another CA
     refused("certificate", Signer(ca=CA(tmp_path / "third").mid_pem))  # another CA's intermediate
-    no = run(
-        [
-            EXE,
-            "verify",
-            str(model),
-            "--signature",
-            str(model / "model.sig"),
-            "--ca",
-            str(ca.root_pem),
-            "--identity",
-            "x@y",
-        ]
-    )
+    no = verify_cli(model, ca.root_pem, "x@y")
     assert no.returncode == 1 and no.stdout == "" and "FAILED" in no.stderr
 
     # a certificate that may not sign is refused when signing; one for another key too
