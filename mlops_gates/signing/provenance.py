@@ -48,7 +48,9 @@ def _git(*args: str) -> str | None:
         out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10)
     except OSError:
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None
 
 
 def environment(lock: Path | None) -> dict[str, Any]:
@@ -80,9 +82,8 @@ def training_statement(
     run_url: str | None,
     now: dt.datetime,
 ) -> dict[str, Any]:
-    m = manifest(
-        model_dir, ["model.sig", DECISION_FILE]
-    )  # the signatures, if made already, are not the model
+    signatures = ["model.sig", DECISION_FILE]  # if made already, they are not the model
+    m = manifest(model_dir, signatures)
     inputs = [{"name": str(p), "digest": {"sha256": hex_of(_file_digest(p, "--data"))}} for p in data]
     deps: list[dict[str, Any]] = [
         {"uri": f"git+{repository}@{commit}", "digest": {"gitCommit": commit}},
@@ -185,7 +186,26 @@ def link(path: Path, candidate_digest: str) -> dict[str, Any]:
             where=str(path),
             hint="pass the attestation made for this model folder",
         )
+    _check_shape(out, path)
     return out
+
+
+def _check_shape(link: dict[str, Any], path: Path) -> None:
+    """What goes into the decision record has the record's shape (strings, digests), whatever the file held."""
+    import jsonschema
+
+    from mlops_gates.schemas import schema_file
+
+    defs = schema_file("decision.v1.schema.json")["$defs"]
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator({"$ref": "#/$defs/provenance", "$defs": defs}).iter_errors(link)
+    )
+    if error is not None:
+        where = "/".join(map(str, error.absolute_path)) or "the link"
+        raise GateError(
+            f"the training attestation is not what attest-training writes ({where}: {error.message[:120]})",
+            where=str(path),
+        )
 
 
 def check_chain(
@@ -193,6 +213,15 @@ def check_chain(
 ) -> list[str]:
     """A verified training statement reaches the model (its subject is the model's root digest) and, when a
     decision attestation is present, is the one the decision linked. Returns the chain, for printing."""
+    try:
+        return _chain(path, st, root_digest, decision)
+    except (KeyError, IndexError, TypeError, AttributeError):
+        raise VerificationFailed(
+            "provenance", "the training attestation is not what attest-training writes", str(path)
+        ) from None
+
+
+def _chain(path: Path, st: dict[str, Any], root_digest: str, decision: dict[str, Any] | None) -> list[str]:
     where = str(path)
     if st.get("predicateType") != SLSA_PREDICATE:
         raise VerificationFailed(

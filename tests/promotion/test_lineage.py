@@ -60,6 +60,25 @@ def verify_with(r: Release, capsys, cand: Path, pub: Path, training: Path) -> tu
     )
 
 
+def reshaped(att: Path, edits: list[tuple[tuple, object]]) -> list[Path]:
+    """Copies of a training attestation with one field of its statement changed each (the signature kept)."""
+    bundle = json.loads(att.read_text())
+    out = []
+    for i, (path, value) in enumerate(edits):
+        statement = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
+        node = statement
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+        payload = base64.b64encode(json.dumps(statement).encode()).decode()
+        copy = att.with_name(f"hostile-{i}.training.sig")
+        copy.write_text(
+            json.dumps({**bundle, "dsseEnvelope": {**bundle["dsseEnvelope"], "payload": payload}})
+        )
+        out.append(copy)
+    return out
+
+
 def trained(r: Release, folder: str, features: list[str]) -> Path:
     """A model trained here on r.train, in r.root / folder (the policy's candidate is "candidate")."""
     import skops.io as sio
@@ -88,8 +107,26 @@ def test_training_lineage_from_data_to_production(folder_release, capsys):
     outcome = run(r.policy, r.root / "out", provenance=att)
     linked = outcome.record["inputs"]["models"]["candidate"]["provenance"]
     assert linked["commit"] == COMMIT and linked["data"][0]["name"] == "train.parquet"
+    # a file of the right kind but the wrong shape is an error naming it, never a crash or a record out of shape
+    build = ("predicate", "buildDefinition")
+    hostile = reshaped(
+        att,
+        [
+            ((*build, "externalParameters", "repository"), 5),
+            ((*build, "resolvedDependencies", 1, "digest", "sha256"), "zz"),
+            ((*build, "internalParameters", "environment"), {"kind": "x" * 10**5}),
+        ],
+    )
+    for shaped in hostile:
+        code, _, err = cli(
+            r, capsys, "evaluate", "--policy", str(r.policy), "--out", "o", "--provenance", str(shaped)
+        )
+        assert code == 2 and "not what attest-training writes" in err and "Traceback" not in err, err
     sign(cand, PrivateKey.load(r.key), decision=r.root / "out" / "decision.json")
     pub = next(r.root.glob("*.pub.pem"))
+    for shaped in hostile:  # and with the statement changed, its signature no longer holds
+        code, _, err = verify_with(r, capsys, cand, pub, shaped)
+        assert code == 1 and "FAILED" in err, err
     code, out, err = verify_with(r, capsys, cand, pub, att)
     assert code == 0, err
     assert f"trained from {REPO} at {COMMIT}" in out and "training-data train.parquet sha256:" in out
