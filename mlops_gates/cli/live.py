@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from mlops_gates.cli.options import policy_option, verdict_code
-from mlops_gates.cli.promotion import ACTOR, LEDGER, REGISTRY, _actor, _open
+from mlops_gates.cli.promotion import ACTOR, LEDGER, REGISTRY, _actor, registry_of
 from mlops_gates.cli.watch import respond
 
 LOGS = click.Path(exists=False, path_type=Path)
@@ -85,7 +85,7 @@ def analyze(
         from mlops_gates.promotion.alerts import Alert
 
         name, env = target
-        reg = _open(registry, ledger, policy_path, pol)
+        reg = registry_of(registry, ledger, policy_path, pol)
         alert = Alert(
             name,
             env,
@@ -117,7 +117,7 @@ def _rollback_action(
     from mlops_gates.promotion.alerts import Alert
 
     name, env = target
-    reg = _open(registry, ledger, policy_path, pol)
+    reg = registry_of(registry, ledger, policy_path, pol)
     who = _actor(actor)
 
     def act(record: dict[str, Any]) -> dict[str, Any]:

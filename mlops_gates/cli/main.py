@@ -8,7 +8,7 @@ import sys
 import click
 
 from mlops_gates._version import __version__
-from mlops_gates.cli import evaluate, live, models, promotion, signing, watch
+from mlops_gates.cli import audit, evaluate, live, models, promotion, signing, watch
 from mlops_gates.cli.options import print_error
 from mlops_gates.errors import ExitCode, GateError
 
@@ -42,7 +42,7 @@ for _command in (
     watch.watch,
     live.analyze,
     live.serve,
-    promotion.audit,
+    audit.audit,
 ):
     cli.add_command(_command)
 

@@ -1,18 +1,17 @@
-"""The promotion commands: register, promote, rollback, audit. Messages go to stderr, the deployment
+"""The promotion commands: register, promote, rollback, fetch (the audit commands are in cli/audit.py). Messages go to stderr, the deployment
 descriptor (JSON) to stdout, so `mlops-gates promote ... > deploy.json` works."""
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from mlops_gates.cli.options import lineage, policy_option
-from mlops_gates.errors import ExitCode, GateError
+from mlops_gates.errors import GateError
 
 if TYPE_CHECKING:
     from mlops_gates.policy import Policy
@@ -73,7 +72,7 @@ def _actor(actor: str | None) -> str:
     return found
 
 
-def _open(
+def registry_of(
     registry: str | None, ledger: Path | None, policy_path: Path, pol: Policy | None = None
 ) -> Registry:
     """The registry and ledger the options name, else the policy's (read only when needed)."""
@@ -81,7 +80,7 @@ def _open(
 
     enough = registry is not None and (ledger is not None or "://" not in registry)
     if pol is None and not enough:
-        pol = _load(policy_path)
+        pol = load_policy(policy_path)
     promo = pol.promotion if pol else None
     where = registry or (promo.registry if promo else None)
     if not where:
@@ -93,7 +92,7 @@ def _open(
     return open_registry(where, ledger or (promo.ledger if promo else None))
 
 
-def _load(policy_path: Path) -> Policy:
+def load_policy(policy_path: Path) -> Policy:
     from mlops_gates import policy as pol
 
     return pol.load(policy_path)
@@ -146,7 +145,7 @@ def register(
     """Add a model folder to the registry as a write-once version; prints its digest."""
     from mlops_gates.promotion.promote import register as do
 
-    reg = _open(registry, ledger, policy_path)
+    reg = registry_of(registry, ledger, policy_path)
     sig = signature or (model_dir / "model.sig" if (model_dir / "model.sig").is_file() else None)
     dec = decision or (
         model_dir / "model.decision.sig" if (model_dir / "model.decision.sig").is_file() else None
@@ -194,8 +193,8 @@ def promote(
     from mlops_gates.platforms.openlineage import Dataset
     from mlops_gates.promotion.promote import promote as do
 
-    pol = _load(policy_path)
-    reg = _open(registry, ledger, policy_path, pol)
+    pol = load_policy(policy_path)
+    reg = registry_of(registry, ledger, policy_path, pol)
     moved = ([Dataset.model(name, digest)], [Dataset.model(name, digest, to)])
     try:
         outcome = do(
@@ -240,8 +239,8 @@ def rollback(
     from mlops_gates.platforms.openlineage import Dataset
     from mlops_gates.promotion.promote import rollback as do
 
-    pol = _load(policy_path)
-    reg = _open(registry, ledger, policy_path, pol)
+    pol = load_policy(policy_path)
+    reg = registry_of(registry, ledger, policy_path, pol)
     outcome = do(reg, pol, name, env, actor=_actor(actor), ci_run_url=_run_url())
     back = outcome.entry["digest"] if outcome.entry else None
     lineage(f"rollback/{name}/{env}", [Dataset.model(name, back)], [Dataset.model(name, back, env)])
@@ -304,83 +303,9 @@ def fetch(
         dest = dest_arg
     if not (name and env and dest):
         raise click.UsageError("give --model, --env and --dest (or URI DEST)")
-    pol = _load(policy_path)
-    got = do(_open(registry, ledger, policy_path, pol), pol, name, env, dest, digest=digest)
+    pol = load_policy(policy_path)
+    got = do(registry_of(registry, ledger, policy_path, pol), pol, name, env, dest, digest=digest)
     for c in got.checks:
         click.echo(f"ok  {c}", err=True)
     click.echo(json.dumps(got.as_json(), indent=2))
     click.echo(f"{name} {got.digest} ({got.role} in {env}) verified and written to {dest}", err=True)
-
-
-@click.group()
-def audit() -> None:
-    """The registry's audit log: check it, or show its history."""
-
-
-@audit.command("verify")
-@REGISTRY
-@LEDGER
-@POLICY
-def audit_verify(registry: str | None, ledger: Path | None, policy_path: Path) -> None:
-    """Check the chain, its head, every pointer against the log, and every version's files. Exit 1 if broken."""
-    from mlops_gates.promotion.promote import verify_registry
-
-    reg = _open(registry, ledger, policy_path)
-    n, problems = verify_registry(reg)
-    for p in problems:
-        click.echo(f"BROKEN {p}", err=True)
-    if problems:
-        sys.exit(ExitCode.BLOCKED)
-    click.echo(f"ok  {n} entries, chain and head intact; pointers match the log; every version's files match")
-
-
-@audit.command("show")
-@REGISTRY
-@LEDGER
-@POLICY
-@click.option("--model", "name", default=None, help="Only this model.")
-@click.option("--json", "as_json", is_flag=True, help="The entries as JSON lines.")
-def audit_show(
-    registry: str | None, ledger: Path | None, policy_path: Path, name: str | None, as_json: bool
-) -> None:
-    """Print the history, oldest first."""
-    from mlops_gates.promotion.promote import state
-
-    reg = _open(registry, ledger, policy_path)
-    entries, _ = state(reg)
-    for e in entries:
-        if name and e["model"] != name:
-            continue
-        if as_json:
-            click.echo(json.dumps(e, sort_keys=True))
-            continue
-        where = f"{e['from'] or '-'} -> {e['to']}" if e["to"] else ""
-        traffic = f" {e['traffic']}%" if e["traffic"] is not None else ""
-        click.echo(
-            f"{e['seq']:>4} {e['time']} {e['action']:<8} {e['outcome']:<7} {e['model']} "
-            f"{(e['digest'] or '-')[:19]} {where}{traffic} by {e['actor'] or '?'}: {e['reason']}"
-        )
-
-
-@audit.command("lineage")
-@click.argument("name", metavar="MODEL")
-@REGISTRY
-@LEDGER
-@POLICY
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per version.")
-def audit_lineage(
-    registry: str | None, ledger: Path | None, policy_path: Path, name: str, as_json: bool
-) -> None:
-    """Print MODEL's lineage: training (code, data), the gate's decision, and every promotion, per version."""
-    from mlops_gates.promotion.lineage import lineage, render
-
-    records = lineage(_open(registry, ledger, policy_path), name)
-    if not records:
-        raise GateError(
-            f"the registry has no version of {name}", hint="check the name: mlops-gates audit show"
-        )
-    if as_json:
-        for r in records:
-            click.echo(json.dumps(r, sort_keys=True))
-    else:
-        click.echo(render(records))

@@ -10,7 +10,17 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from mlops_gates.cli.promotion import ACTOR, LEDGER, OUT, POLICY, REGISTRY, _actor, _load, _open, _run_url
+from mlops_gates.cli.promotion import (
+    ACTOR,
+    LEDGER,
+    OUT,
+    POLICY,
+    REGISTRY,
+    _actor,
+    _run_url,
+    load_policy,
+    registry_of,
+)
 from mlops_gates.errors import ExitCode, GateError
 
 if TYPE_CHECKING:  # the command line imports the policy and the registry only when a command runs
@@ -92,8 +102,8 @@ def watch(
     from mlops_gates.policy.build import seconds
 
     pause = seconds(every) if every else None
-    pol = _load(policy_path)
-    reg = _open(registry, ledger, policy_path, pol)
+    pol = load_policy(policy_path)
+    reg = registry_of(registry, ledger, policy_path, pol)
     fired = False
     looks = 0
     while True:

@@ -91,6 +91,7 @@ def _promotion(d: dict[str, Any], base: Path) -> Promotion:
         dict(d.get("watch", {})),
         dict(d.get("analysis", {})),
         dict(d.get("alerts", {})),
+        seconds(d["retention"]["versions"]) if "versions" in d.get("retention", {}) else None,
     )
 
 

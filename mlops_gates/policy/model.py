@@ -148,6 +148,7 @@ class Promotion:
     alerts: dict[str, Any] = field(
         default_factory=dict, hash=False, compare=False
     )  # where triggers are announced
+    keep_versions: float | None = None  # retention.versions, seconds
 
     def env(self, name: str) -> tuple[int, Environment]:
         for i, e in enumerate(self.environments):
