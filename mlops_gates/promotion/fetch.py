@@ -27,7 +27,7 @@ from mlops_gates.promotion.registry import (
     check_digest,
     check_name,
 )
-from mlops_gates.promotion.rules import promotion_of, verify_version
+from mlops_gates.promotion.rules import decision_stands, promotion_of, verify_version
 
 URI = re.compile(r"^mlops-gates://(?P<model>[^/@]+)/(?P<env>[^/@]+?)/?(?:@(?P<digest>[^/@]+))?$")
 STAGING = ".mlops-gates-fetch-"  # inside the destination, so the final step is a rename
@@ -177,30 +177,16 @@ def _placed(entries: list[dict[str, Any]], model: str, env: str, digest: str) ->
 
 
 def _evidence(predicate: dict[str, Any], pol: Policy, entry: dict[str, Any], v: Version) -> str:
-    """The decision: PROMOTE, under the current policy, the very attestation the audit log recorded, and no
-    older than the policy allowed when it was promoted."""
-    if predicate["decision"] != "PROMOTE":
-        raise Refused(f"the gate decided {predicate['decision']}, not PROMOTE")
-    if predicate["policy"]["digest"] != pol.digest:
-        raise Refused(
-            f"the decision was made under policy {predicate['policy']['digest']}, not the current {pol.digest}",
-            hint="the policy changed since: run the gate again and promote the result",
-        )
+    """The decision stands as it did when this version was promoted (the same rules, at the promotion's time),
+    and it is the very attestation the audit log recorded then."""
     assert v.decision is not None  # verify_version refuses a version without one
     if entry.get("decision") != sha256_file(v.decision):
         raise Tampered(
             f"the decision attestation is not the one the audit log recorded at entry {entry['seq']}",
             hint="restore the registry",
         )
-    age = (parse_time(entry["time"]) - parse_time(predicate["decided_at"])).total_seconds()
-    limit = promotion_of(pol).max_decision_age
-    if age > limit:
-        raise Refused(
-            f"the decision was {age / 86400:.1f} days old when it was promoted; the policy accepts "
-            f"{limit / 86400:g}",
-            hint="run the gate again and promote the result",
-        )
-    return f"decision PROMOTE under the current policy, {age / 3600:.1f} h old when promoted (entry {entry['seq']})"
+    stands = decision_stands(predicate, pol, parse_time(entry["time"]), " when it was promoted")
+    return f"{stands} (entry {entry['seq']})"
 
 
 def _publish(staging: Path, dest: Path) -> None:

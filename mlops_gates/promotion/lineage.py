@@ -5,23 +5,44 @@ attestations are read as signed (`verify` and `fetch` check the signatures)."""
 
 from __future__ import annotations
 
-import base64
-import json
+from pathlib import Path
 from typing import Any
 
 from mlops_gates.promotion.promote import state
 from mlops_gates.promotion.registry import Registry, check_name
+from mlops_gates.report.escape import one_line
+from mlops_gates.signing.provenance import link_problem
 
 
-def _predicate(path: Any) -> dict[str, Any] | None:
+def _predicate(path: Path) -> dict[str, Any] | None:
+    from mlops_gates.signing.envelope import unverified_statement
+
+    predicate = (unverified_statement(path) or {}).get("predicate")
+    return predicate if isinstance(predicate, dict) else None
+
+
+def _training(pred: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The training attestation the decision linked, when the link has the record's shape."""
     try:
-        bundle = json.loads(path.read_bytes())
-        predicate: dict[str, Any] = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))[
-            "predicate"
-        ]
-    except (OSError, ValueError, KeyError, TypeError):
+        link = pred["models"]["candidate"]["provenance"]  # type: ignore[index]
+    except (KeyError, TypeError):
         return None
-    return predicate
+    return link if link_problem(link) is None else None
+
+
+def _decision(pred: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What the decision attestation says, as text; None when it says nothing readable."""
+    if pred is None:
+        return None
+    data, policy = pred.get("data"), pred.get("policy")
+    return {
+        "verdict": str(pred.get("decision")),
+        "decided_at": str(pred.get("decided_at")),
+        "policy": str(policy.get("digest")) if isinstance(policy, dict) else None,
+        "data": {str(k): str(v.get("digest")) for k, v in data.items() if isinstance(v, dict)}
+        if isinstance(data, dict)
+        else {},
+    }
 
 
 def lineage(reg: Registry, model: str) -> list[dict[str, Any]]:
@@ -35,15 +56,6 @@ def lineage(reg: Registry, model: str) -> list[dict[str, Any]]:
         digest = reg_entry["digest"]
         version = reg.store.version(model, digest)
         pred = _predicate(version.decision) if version.decision else None
-        decision = None
-        if pred is not None:
-            decision = {
-                "verdict": pred.get("decision"),
-                "decided_at": pred.get("decided_at"),
-                "policy": (pred.get("policy") or {}).get("digest"),
-                "data": {k: v.get("digest") for k, v in (pred.get("data") or {}).items()},
-            }
-        candidate = ((pred or {}).get("models") or {}).get("candidate") or {}
         moves = [
             {k: e[k] for k in ("time", "action", "to", "traffic", "actor", "seq")}
             for e in entries
@@ -61,8 +73,8 @@ def lineage(reg: Registry, model: str) -> list[dict[str, Any]]:
                     "actor": reg_entry["actor"],
                     "seq": reg_entry["seq"],
                 },
-                "training": candidate.get("provenance"),
-                "decision": decision,
+                "training": _training(pred),
+                "decision": _decision(pred),
                 "moves": moves,
             }
         )
@@ -99,4 +111,4 @@ def render(records: list[dict[str, Any]]) -> str:
             lines.append(
                 f"  {m['action']:<11} {m['to']}{share} at {m['time']} by {m['actor'] or '?'} (entry {m['seq']})"
             )
-    return "\n".join(lines)
+    return "\n".join(one_line(line) for line in lines)  # a value from a file cannot start a line of its own

@@ -66,6 +66,28 @@ def verify_version(version: Version, env: Environment) -> tuple[dict[str, Any], 
     )
 
 
+def decision_stands(predicate: dict[str, Any], pol: Policy, at: dt.datetime, when: str = "") -> str:
+    """The gate's decision may move the model: PROMOTE, under the current policy, and no older at `at` (now for
+    a promotion; the promotion's time for a fetch) than the policy accepts."""
+    if predicate["decision"] != "PROMOTE":
+        raise Refused(
+            f"the gate decided {predicate['decision']}, not PROMOTE: {'; '.join(predicate['reasons'])}"
+        )
+    if predicate["policy"]["digest"] != pol.digest:
+        raise Refused(
+            f"the decision was made under policy {predicate['policy']['digest']}, not the current {pol.digest}",
+            hint="run the gate again under the current policy, and promote the result",
+        )
+    age = (at - parse_time(predicate["decided_at"])).total_seconds()
+    limit = promotion_of(pol).max_decision_age
+    if age > limit:
+        raise Refused(
+            f"the decision was {age / 86400:.1f} days old{when}; the policy accepts {limit / 86400:g}",
+            hint="run the gate again: evidence goes stale",
+        )
+    return f"decision PROMOTE under the current policy, {age / 3600:.1f} h old{when}"
+
+
 def check(
     reg: Registry,
     pol: Policy,
@@ -86,22 +108,7 @@ def check(
     predicate, signer = verify_version(version, env)
     checks.append(f"signature and decision attestation by {signer}")
     checks.append(who)
-    if predicate["decision"] != "PROMOTE":
-        raise Refused(
-            f"the gate decided {predicate['decision']}, not PROMOTE: {'; '.join(predicate['reasons'])}"
-        )
-    if predicate["policy"]["digest"] != pol.digest:
-        raise Refused(
-            f"the decision was made under policy {predicate['policy']['digest']}, not the current {pol.digest}",
-            hint="run the gate again under the current policy",
-        )
-    age = (now - parse_time(predicate["decided_at"])).total_seconds()
-    if age > promo.max_decision_age:
-        raise Refused(
-            f"the decision is {age / 86400:.1f} days old; the policy accepts {promo.max_decision_age / 86400:g}",
-            hint="run the gate again: evidence goes stale",
-        )
-    checks.append(f"decision PROMOTE under the current policy, {age / 3600:.1f} h old")
+    checks.append(decision_stands(predicate, pol, now))
     if idx > 0:
         prev = promo.environments[idx - 1]
         p = pointers.get((model, prev.name))

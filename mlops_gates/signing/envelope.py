@@ -174,3 +174,13 @@ def verify_with_key(bundle: dict[str, Any], key: Any, where: str) -> tuple[str, 
     except InvalidSignature:
         raise VerificationFailed("signature", "does not verify with this public key", where) from None
     return env["payloadType"], payload
+
+
+def unverified_statement(path: Path) -> dict[str, Any] | None:
+    """The statement inside a DSSE bundle, read without checking its signature: for linking and showing what
+    a verified file says (verify checks it). None when the file is not such a bundle."""
+    try:
+        statement = json.loads(base64.b64decode(json.loads(path.read_bytes())["dsseEnvelope"]["payload"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return statement if isinstance(statement, dict) else None

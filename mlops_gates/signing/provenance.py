@@ -14,6 +14,8 @@ from typing import Any
 
 from mlops_gates.digest import digest_path, hex_of, sha256_bytes, sha256_file
 from mlops_gates.errors import GateError, VerificationFailed
+from mlops_gates.report.escape import one_line
+from mlops_gates.signing.envelope import unverified_statement
 from mlops_gates.signing.statements import (
     DECISION_FILE,
     PAYLOAD_TYPE,
@@ -132,18 +134,12 @@ def attest_training(model_dir: Path, signer: Any, out: Path, **kw: Any) -> dict[
 
 def _payload(path: Path) -> dict[str, Any]:
     """The statement inside a training attestation, read (not verified: `verify --require-provenance` does)."""
-    import base64
-
-    try:
-        env = json.loads(path.read_bytes())["dsseEnvelope"]
-        st = json.loads(base64.b64decode(env["payload"]))
-    except FileNotFoundError:
-        raise GateError("not found", where=str(path), hint="pass the file attest-training wrote") from None
-    except (OSError, ValueError, KeyError, TypeError):
-        raise GateError(
-            "not a signed statement (a Sigstore bundle with a DSSE envelope)", where=str(path)
-        ) from None
-    if not isinstance(st, dict) or st.get("predicateType") != SLSA_PREDICATE:
+    if not path.is_file():
+        raise GateError("not found", where=str(path), hint="pass the file attest-training wrote")
+    st = unverified_statement(path)
+    if st is None:
+        raise GateError("not a signed statement (a Sigstore bundle with a DSSE envelope)", where=str(path))
+    if st.get("predicateType") != SLSA_PREDICATE:
         raise GateError(
             "not a training attestation (SLSA provenance v1)",
             where=str(path),
@@ -191,7 +187,16 @@ def link(path: Path, candidate_digest: str) -> dict[str, Any]:
 
 
 def _check_shape(link: dict[str, Any], path: Path) -> None:
-    """What goes into the decision record has the record's shape (strings, digests), whatever the file held."""
+    problem = link_problem(link)
+    if problem is not None:
+        raise GateError(
+            f"the training attestation is not what attest-training writes ({problem})", where=str(path)
+        )
+
+
+def link_problem(link: Any) -> str | None:
+    """Why a link is not of the record's shape (strings, digests), or None: what the record or a display takes
+    from a file has that shape, whatever the file held."""
     import jsonschema
 
     from mlops_gates.schemas import schema_file
@@ -200,12 +205,9 @@ def _check_shape(link: dict[str, Any], path: Path) -> None:
     error = jsonschema.exceptions.best_match(
         jsonschema.Draft202012Validator({"$ref": "#/$defs/provenance", "$defs": defs}).iter_errors(link)
     )
-    if error is not None:
-        where = "/".join(map(str, error.absolute_path)) or "the link"
-        raise GateError(
-            f"the training attestation is not what attest-training writes ({where}: {error.message[:120]})",
-            where=str(path),
-        )
+    if error is None:
+        return None
+    return f"{'/'.join(map(str, error.absolute_path)) or 'the link'}: {error.message[:120]}"
 
 
 def check_chain(
@@ -247,4 +249,4 @@ def _chain(path: Path, st: dict[str, Any], root_digest: str, decision: dict[str,
         role = (d.get("annotations") or {}).get("role")
         if role:
             chain.append(f"{role} {d['name']} sha256:{d['digest']['sha256']}")
-    return chain
+    return [one_line(c) for c in chain]  # a name from the file cannot start a line of its own

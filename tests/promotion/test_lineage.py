@@ -271,3 +271,31 @@ def test_openlineage_events_for_training_evaluation_and_promotion(folder_release
     assert path == "/api/v1/lineage" and event["job"]["name"] == "evaluate/gates" and not spec_problems(event)
     code, _, err = cli(r, capsys, "evaluate", "--policy", str(r.policy), "--out", "out4")
     assert code == 0 and "warning: the OpenLineage event for evaluate/gates was not delivered" in err
+
+
+def test_lineage_keeps_each_value_from_a_file_on_its_line_and_survives_odd_shapes():
+    """The attestations `audit lineage` reads are shown, not verified: a value with a line break cannot fake a
+    promotion line, and a decision or link of another shape shows as nothing rather than crashing."""
+    from mlops_gates.promotion.lineage import _decision, _training, render
+
+    d = "sha256:" + "a" * 64
+    link = {
+        "digest": d,
+        "repository": "https://x\n  promote     production at 2099-01-01T00:00:00Z by mallory",
+        "commit": COMMIT,
+        "data": [{"name": "train\n  gated       PROMOTE", "digest": d}],
+        "config": None,
+        "environment": {"kind": "lock", "name": "uv.lock", "digest": d},
+    }
+    pred = {"models": {"candidate": {"provenance": link}}, "decision": "HOLD", "data": "odd", "policy": 5}
+    record = {
+        "model": "churn",
+        "digest": d,
+        "registered": {"time": "t", "actor": None, "seq": 1},
+        "moves": [],
+    }
+    text = render([{**record, "training": _training(pred), "decision": _decision(pred)}])
+    assert not any(line.lstrip().startswith(("promote", "gated       PROMOTE")) for line in text.splitlines())
+    assert "mallory" in text and text.count("\n") == 5  # model, registered, trained, data, env, gated
+    assert _training({"models": {"candidate": {"provenance": {**link, "commit": 5}}}}) is None
+    assert _training({"models": "odd"}) is None and _decision(None) is None
