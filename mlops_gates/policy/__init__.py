@@ -15,9 +15,12 @@ from mlops_gates.policy.model import (
     Policy,
     Problem,
     Promotion,
+    Role,
     Settings,
     Signer,
     Threshold,
+    WaiverRule,
+    Waivers,
 )
 from mlops_gates.policy.schema import schema
 from mlops_gates.policy.yaml_read import read_yaml
@@ -34,9 +37,12 @@ __all__ = [
     "Policy",
     "Problem",
     "Promotion",
+    "Role",
     "Settings",
     "Signer",
     "Threshold",
+    "WaiverRule",
+    "Waivers",
     "dataset",
     "load",
     "read_yaml",

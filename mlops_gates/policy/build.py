@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_gates.errors import PolicyError
+from mlops_gates.policy.governance import DEFAULT_WAIVER_AGE, env_roles, roles_of, signer
 from mlops_gates.policy.model import (
     Columns,
     Dataset,
@@ -18,9 +19,11 @@ from mlops_gates.policy.model import (
     OnOutcome,
     Policy,
     Promotion,
+    Role,
     Settings,
-    Signer,
     Threshold,
+    WaiverRule,
+    Waivers,
 )
 from mlops_gates.policy.rules import semantic_problems
 from mlops_gates.policy.schema import schema_problems
@@ -52,31 +55,42 @@ def seconds(duration: str) -> float:
     return float(duration[:-1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[duration[-1]]
 
 
-def _promotion(d: dict[str, Any], base: Path) -> Promotion:
+def _relative(base: Path) -> Any:
+    """Paths in the policy are relative to its folder."""
+
     def path(v: str | None) -> Path | None:
         return None if v is None else (Path(v) if Path(v).is_absolute() else base / v)
 
+    return path
+
+
+def _waivers(data: dict[str, Any], base: Path) -> Waivers | None:
+    w = data.get("waivers")
+    if w is None:
+        return None
+    path, roles = _relative(base), roles_of(data)
+    return Waivers(
+        path(w.get("dir", "waivers")),
+        tuple(signer(s, path) for s in w["signers"]),
+        tuple(
+            WaiverRule(roles[a["role"]], tuple(a["gates"]), seconds(a.get("max_age", DEFAULT_WAIVER_AGE)))
+            for a in w["allow"]
+        ),
+    )
+
+
+def _promotion(d: dict[str, Any], base: Path, roles: dict[str, Role]) -> Promotion:
+    path = _relative(base)
     envs = tuple(
         Environment(
             name=e["name"],
-            signers=tuple(
-                Signer(
-                    key=path(s.get("key")),
-                    identity=s.get("identity"),
-                    identity_regexp=s.get("identity_regexp"),
-                    issuer=s.get("issuer"),
-                    trust_root=path(s.get("trust_root")),
-                    repository=s.get("repository"),
-                    ref=s.get("ref"),
-                    ca=path(s.get("ca")),
-                )
-                for s in e["signers"]
-            ),
+            signers=tuple(signer(s, path) for s in e["signers"]),
             approvers=tuple(e["approvers"]) if "approvers" in e else None,
             distinct_from_author=bool(e.get("distinct_from_author", False)),
             min_time_in_previous=seconds(e.get("min_time_in_previous", "0s")),
             canary=tuple(e.get("canary", [])),
             blue_green=bool(e.get("blue_green", False)),
+            roles=env_roles(e, roles),
         )
         for e in d["environments"]
     )
@@ -184,5 +198,6 @@ def load(path: str | Path) -> Policy:
         on=OnOutcome(**data.get("on", {})),
         gates=tuple(gates),
         models={role: _model_spec(m, base) for role, m in data.get("models", {}).items()},
-        promotion=_promotion(data["promotion"], base) if "promotion" in data else None,
+        promotion=_promotion(data["promotion"], base, roles_of(data)) if "promotion" in data else None,
+        waivers=_waivers(data, base),
     )

@@ -112,6 +112,14 @@ class GateSpec:
 
 
 @dataclass(frozen=True)
+class Role:
+    """A named role and who holds it: user names, or "@org/team" / "@group/subgroup" the platform confirms."""
+
+    name: str
+    members: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Environment:
     """One step of promotion: who may move a model into it, and whose signatures it trusts."""
 
@@ -122,6 +130,8 @@ class Environment:
     min_time_in_previous: float = 0.0  # seconds
     canary: tuple[int, ...] = ()
     blue_green: bool = False  # a preview slot first, then the switch; a rollback switches back
+    # action ("promote", "rollback") -> the roles, any one of which may act; absent: `approvers` decides
+    roles: dict[str, tuple[Role, ...]] = field(default_factory=dict, hash=False, compare=False)
 
 
 # the request log's columns for the live analysis, by role (promotion.analysis.columns renames them)
@@ -159,6 +169,22 @@ class Promotion:
 
 
 @dataclass(frozen=True)
+class WaiverRule:
+    role: Role
+    gates: tuple[str, ...]  # gate names; "*": any
+    max_age: float  # seconds
+
+
+@dataclass(frozen=True)
+class Waivers:
+    """Where waivers are kept, whose signature makes one valid, and who may waive what."""
+
+    dir: Path
+    signers: tuple[Signer, ...]
+    allow: tuple[WaiverRule, ...]
+
+
+@dataclass(frozen=True)
 class Policy:
     path: Path
     digest: str
@@ -174,3 +200,4 @@ class Policy:
     gates: tuple[GateSpec, ...]
     models: dict[str, ModelSpec] = field(default_factory=dict, hash=False, compare=False)
     promotion: Promotion | None = None
+    waivers: Waivers | None = None

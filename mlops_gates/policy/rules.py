@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mlops_gates.policy import governance
 from mlops_gates.policy import metrics as M
 from mlops_gates.policy.model import LIVE_COLUMNS, Problem
 from mlops_gates.policy.schema import where
@@ -71,6 +72,7 @@ def semantic_problems(data: dict[str, Any], lines: dict[str, int]) -> list[Probl
         mc = doc.cols.get(side) or {}
         if doc.task != "regression" and side in doc.cols and "prediction" not in mc and "score" not in mc:
             problems.append((doc.at(["columns", side]), "needs a prediction or a score column", None))
+    problems += governance.problems(data, lines)
     return problems + role_problems(doc.cols, lines) + _strata_problems(doc)
 
 

@@ -10,14 +10,20 @@ from mlops_gates.errors import RemoteError
 from mlops_gates.platforms import ci
 
 
-def allowed(actor: str, approvers: tuple[str, ...], env: Mapping[str, str] | None = None) -> tuple[bool, str]:
-    """(may act, why): a listed user, or a member of a listed team on the platform this runs on."""
+def allowed(
+    actor: str,
+    approvers: tuple[str, ...],
+    env: Mapping[str, str] | None = None,
+    called: str = "the approvers",
+) -> tuple[bool, str]:
+    """(may act, why): a listed user, or a member of a listed team on the platform this runs on. `called`: what
+    the list is, for the reason (the approvers, a role's members)."""
     e = dict(os.environ if env is None else env)
     if actor.lower() in {a.lower() for a in approvers if not a.startswith("@")}:
-        return True, f"{actor} is an approver"
+        return True, f"{actor} is one of {called}"
     teams = [a[1:] for a in approvers if a.startswith("@")]
     if not teams:
-        return False, f"{actor} is not one of the approvers ({', '.join(approvers)})"
+        return False, f"{actor} is not one of {called} ({', '.join(approvers)})"
     if ci.current(e) is None:
         return False, f"{actor} is not a listed user, and team membership can only be checked in CI"
     for team in teams:
@@ -29,4 +35,4 @@ def allowed(actor: str, approvers: tuple[str, ...], env: Mapping[str, str] | Non
             return False, f"{why}, so membership of {', '.join(teams)} cannot be checked"
         if member:
             return True, f"{actor} is a member of @{team}"
-    return False, f"{actor} is not one of the approvers ({', '.join(approvers)})"
+    return False, f"{actor} is not one of {called} ({', '.join(approvers)})"

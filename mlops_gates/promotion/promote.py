@@ -226,7 +226,7 @@ def rollback(
     try:
         if here is None or (here.digest is None and here.canary is None):
             raise Refused(f"{env_name} serves no version of {model}")
-        authorise(actor, env, "roll back")
+        authorise(actor, env, "rollback")
         if here.canary:
             fields.update(digest=here.digest, replaced=here.canary["digest"], reason="canary withdrawn")
         elif here.preview:

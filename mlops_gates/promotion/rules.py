@@ -23,12 +23,30 @@ def promotion_of(pol: Policy) -> Promotion:
     return pol.promotion
 
 
-def authorise(actor: str, env: Environment, what: str) -> str:
-    """Why the actor may act on the environment; refuses otherwise."""
-    if env.approvers is None:
-        return f"{env.name} lists no approvers"
+WHAT = {"promote": "promote into", "rollback": "roll back"}
+
+
+def authorise(actor: str, env: Environment, action: str) -> str:
+    """Why the actor may take the action ("promote", "rollback") on the environment; refuses otherwise, naming
+    the role (or the approvers) it takes."""
     from mlops_gates.promotion.approvers import allowed
 
+    what = WHAT[action]
+    roles = env.roles.get(action)
+    if roles:
+        whys = []
+        for role in roles:
+            ok, why = allowed(actor, role.members, called=f"those holding {role.name}")
+            if ok:
+                return why
+            whys.append(why)
+        names = " or ".join(r.name for r in roles)
+        raise Refused(
+            f"{actor} may not {what} {env.name}: that takes the role {names} ({'; '.join(whys)})",
+            hint=f"ask someone who holds {names}, or have {actor} given it under roles: in the policy",
+        )
+    if env.approvers is None:
+        return f"{env.name} lists no approvers"
     ok, why = allowed(actor, env.approvers)
     if not ok:
         raise Refused(
@@ -103,7 +121,7 @@ def check(
     promo = promotion_of(pol)
     idx, env = promo.env(to)
     checks: list[str] = []
-    who = authorise(actor, env, "promote into")
+    who = authorise(actor, env, "promote")
     version = reg.store.version(model, digest)
     predicate, signer = verify_version(version, env)
     checks.append(f"signature and decision attestation by {signer}")

@@ -369,7 +369,7 @@ def test_team_approvers_are_confirmed_by_the_platform():
     with FakeGitHub({"pat": "release-bot", "ghs": "github-actions[bot]"}, {}) as gh:
         gh.teams["acme/release-managers"] = {"dave"}
         env = {"GITHUB_ACTIONS": "true", "GITHUB_API_URL": gh.url, "GITHUB_TOKEN": "pat"}
-        assert allowed("Alice", approvers, env) == (True, "Alice is an approver")
+        assert allowed("Alice", approvers, env) == (True, "Alice is one of the approvers")
         assert allowed("dave", approvers, env) == (True, "dave is a member of @acme/release-managers")
         ok, why = allowed("mallory", approvers, env)
         assert not ok and "not one of the approvers" in why
