@@ -22,7 +22,8 @@ class Decision:
 
 
 def decide(results: list[GateResult], policy: Policy) -> Decision:
-    """Any FAIL rejects; ERROR and INCONCLUSIVE do what the policy's `on:` says; only then PROMOTE."""
+    """Any FAIL rejects; ERROR and INCONCLUSIVE do what the policy's `on:` says; only then PROMOTE (a WAIVED
+    check, failed but excepted by a valid waiver, is named among the reasons, as a WARN is)."""
     if not results:
         return Decision(REJECT, ("no gate ran; an empty set of gates is not a pass",))
     reject: list[str] = []
@@ -39,7 +40,9 @@ def decide(results: list[GateResult], policy: Policy) -> Decision:
         return Decision(REJECT, tuple(reject + hold))
     if hold:
         return Decision(HOLD, tuple(hold))
-    warns = [f"{r.name}: WARN: {r.reason}" for r in results if r.status == Status.WARN]
+    warns = [
+        f"{r.name}: {r.status.value}: {r.reason}" for r in results if r.status in (Status.WARN, Status.WAIVED)
+    ]
     return Decision(PROMOTE, tuple(warns) or ("every gate passed",))
 
 
@@ -50,6 +53,7 @@ def record(
     inputs: dict[str, Any],
     rows: int,
     now: dt.datetime | None = None,
+    waivers: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     s = policy.settings
     return {
@@ -76,6 +80,7 @@ def record(
         },
         "inputs": inputs,
         "tool": {"name": "mlops-gates", "version": __version__},
+        **({"waivers": waivers} if waivers is not None else {}),
         "created_at": (now or dt.datetime.now(dt.timezone.utc)).isoformat(timespec="seconds"),
         "ci": ci.context(),
     }

@@ -89,6 +89,8 @@ def evaluate(
         results = [registry.run(spec, ctx) for spec in pol.gates]
     finally:
         staged.cleanup()
+    models.update(staged.record())
+    results, waived = _waivers(pol, results, models)
     decision = decide(results, pol)
     inputs: dict[str, Any] = {
         "policy": {"path": str(pol.path), "digest": pol.digest},
@@ -97,12 +99,28 @@ def evaluate(
     for role, ds in (("reference", pol.reference), ("training", pol.training)):
         if ds is not None:
             inputs["data"][role] = {"path": str(ds.path), "format": ds.format, "digest": sha256_file(ds.path)}
-    models.update(staged.record())
     if provenance is not None:
         _link_provenance(models, provenance)
     if models:
         inputs["models"] = models
-    return Evaluation(decision, results, record(pol, decision, results, inputs, stats.rows), stats)
+    rec = record(pol, decision, results, inputs, stats.rows, waivers=waived)
+    return Evaluation(decision, results, rec, stats)
+
+
+def _waivers(
+    pol: Policy, results: list[GateResult], models: dict[str, Any]
+) -> tuple[list[GateResult], dict[str, Any] | None]:
+    """Valid waivers in the policy's waivers.dir applied to the results; the author is the CI change's."""
+    if pol.waivers is None:
+        return results, None
+    import datetime as dt
+
+    from mlops_gates.gates import waivers
+    from mlops_gates.platforms import ci
+
+    author = (ci.context() or {}).get("author")
+    model = (models.get("candidate") or {}).get("digest")
+    return waivers.apply(pol, results, model, author, dt.datetime.now(dt.timezone.utc))
 
 
 def _link_provenance(models: dict[str, Any], path: Path) -> None:

@@ -8,7 +8,7 @@ import sys
 import click
 
 from mlops_gates._version import __version__
-from mlops_gates.cli import audit, evaluate, live, models, promotion, signing, watch
+from mlops_gates.cli import audit, evaluate, live, models, promotion, signing, waivers, watch
 from mlops_gates.cli.options import print_error
 from mlops_gates.errors import ExitCode, GateError
 
@@ -43,6 +43,7 @@ for _command in (
     live.analyze,
     live.serve,
     audit.audit,
+    waivers.waiver,
 ):
     cli.add_command(_command)
 

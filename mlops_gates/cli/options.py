@@ -35,7 +35,14 @@ def verdict_code(verdict: str) -> ExitCode:
 
 
 def finish(outcome: Outcome) -> None:
+    from mlops_gates.report.format import waivers
+
     click.echo(summary(outcome))
+    applied, ignored = waivers(outcome.record)
+    for line in applied:
+        click.echo(f"  waiver  {line}")
+    for line in ignored:  # loudly: a waiver someone relies on did not count
+        click.echo(f"warning: waiver {line}", err=True)
     for kind, path in outcome.files.items():
         click.echo(f"  {kind:<8} {path}")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -13,6 +13,8 @@ from mlops_gates.cli.options import (
     trust_config_option,
 )
 from mlops_gates.errors import ExitCode
+
+F = TypeVar("F", bound=Any)
 
 if TYPE_CHECKING:
     from mlops_gates.policy import Signer
@@ -109,6 +111,38 @@ def sign_cmd(
     click.echo(
         f"digest sha256:{s.root_digest}"
     )  # the root digest: what register and promote call the version
+
+
+def key_options(f: F) -> F:
+    """The signing key options of `sign`, for the other commands that sign (attest-training, waiver create)."""
+    for opt in reversed(
+        [
+            click.option("--key", "key_ref", default=None, metavar="PATH|URI", help="As for sign."),
+            click.option("--key-env", default=None, metavar="VAR", help="As for sign."),
+            click.option(
+                "--certificate", type=click.Path(dir_okay=False, path_type=Path), help="As for sign."
+            ),
+            click.option(
+                "--certificate-chain", type=click.Path(dir_okay=False, path_type=Path), help="As for sign."
+            ),
+            click.option("--identity-token", default=None, help="As for sign (keyless)."),
+            trust_config_option,
+        ]
+    ):
+        f = opt(f)
+    return f
+
+
+def signer_of(keys: dict[str, Any]) -> BundleSigner:
+    """The signer that key_options' values name."""
+    return _signer(
+        keys["key_ref"],
+        keys["key_env"],
+        keys["certificate"],
+        keys["certificate_chain"],
+        keys["identity_token"],
+        keys["trust_config"],
+    )
 
 
 def _signer(
@@ -287,16 +321,7 @@ def _provenance(path: Path, signer: Signer, v: Verified) -> list[str]:
     default=None,
     help="Where to write the signed attestation (default: MODEL_DIR.training.sig beside the folder).",
 )
-@click.option("--key", "key_ref", default=None, metavar="PATH|URI", help="As for sign.")
-@click.option("--key-env", default=None, metavar="VAR", help="As for sign.")
-@click.option(
-    "--certificate", type=click.Path(dir_okay=False, path_type=Path), default=None, help="As for sign."
-)
-@click.option(
-    "--certificate-chain", type=click.Path(dir_okay=False, path_type=Path), default=None, help="As for sign."
-)
-@click.option("--identity-token", default=None, help="As for sign (keyless).")
-@trust_config_option
+@key_options
 def attest_training_cmd(
     model_dir: Path,
     data: tuple[Path, ...],

@@ -24,6 +24,7 @@ class Status(str, enum.Enum):
     FAIL = "FAIL"
     ERROR = "ERROR"
     SKIP = "SKIP"
+    WAIVED = "WAIVED"  # failed, and a valid waiver excepts it (mlops_gates.gates.waivers)
 
 
 # How bad each status is when a gate summarises its metrics.
@@ -31,6 +32,7 @@ RANK = {
     Status.SKIP: 0,
     Status.PASS: 1,
     Status.WARN: 2,
+    Status.WAIVED: 2,
     Status.INCONCLUSIVE: 3,
     Status.ERROR: 4,
     Status.FAIL: 5,

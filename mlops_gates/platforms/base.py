@@ -75,9 +75,13 @@ def status_lines(rec: dict[str, Any]) -> list[StatusLine]:
         )
     ]
     for g in rec["gates"]:
-        outcome = {"PASS": "success", "WARN": "success", "SKIP": "success", "ERROR": "error"}.get(
-            g["status"], "failure"
-        )
+        outcome = {
+            "PASS": "success",
+            "WARN": "success",
+            "WAIVED": "success",
+            "SKIP": "success",
+            "ERROR": "error",
+        }.get(g["status"], "failure")
         out.append(
             StatusLine(
                 f"mlops-gates/{g['name']}", outcome, clip(f"{g['status']}: {g['reason']}", STATUS_LIMIT)

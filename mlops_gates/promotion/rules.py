@@ -29,7 +29,7 @@ WHAT = {"promote": "promote into", "rollback": "roll back"}
 def authorise(actor: str, env: Environment, action: str) -> str:
     """Why the actor may take the action ("promote", "rollback") on the environment; refuses otherwise, naming
     the role (or the approvers) it takes."""
-    from mlops_gates.promotion.approvers import allowed
+    from mlops_gates.platforms.membership import allowed
 
     what = WHAT[action]
     roles = env.roles.get(action)

@@ -10,7 +10,13 @@ from mlops_gates.report.escape import one_line
 
 def code_quality(rec: dict[str, Any]) -> list[dict[str, Any]]:
     """GitLab Code Quality entries for the MR widget: one per gate that did not pass."""
-    severity = {"FAIL": "critical", "ERROR": "blocker", "INCONCLUSIVE": "major", "WARN": "minor"}
+    severity = {
+        "FAIL": "critical",
+        "ERROR": "blocker",
+        "INCONCLUSIVE": "major",
+        "WARN": "minor",
+        "WAIVED": "info",
+    }
     path = rec["inputs"]["policy"]["path"]
     out = []
     for g in rec["gates"]:

@@ -11,6 +11,7 @@ ICON = {
     "FAIL": "❌",
     "ERROR": "💥",
     "SKIP": "⏭️",
+    "WAIVED": "🔖",
     "PROMOTE": "✅",
     "HOLD": "⏸️",
     "REJECT": "❌",
@@ -51,3 +52,14 @@ def to_decide(m: dict[str, Any]) -> str:
         f"these rows detect {num(d['mde'])} from the threshold; about {num(d['rows_needed'])} rows "
         f"({d['factor']:.1f}x, in every group where groups decide) would decide if the estimate held"
     )
+
+
+def waivers(rec: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The record's waivers as plain lines (each renderer escapes them): those applied, those ignored and why."""
+    w = rec.get("waivers") or {"applied": [], "ignored": []}
+    applied = [
+        f"{'/'.join(x for x in (a['check']['gate'], a['check']['metric'], a['check']['scope']) if x)}: waived by "
+        f"{a['approver']} ({a['role']}) until {a['expires']}: {a['reason']} ({a['file']})"
+        for a in w["applied"]
+    ]
+    return applied, [f"{i['file']}: ignored: {i['why']}" for i in w["ignored"]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html as h
 from typing import Any
 
-from mlops_gates.report.format import ci, num, threshold, to_decide
+from mlops_gates.report.format import ci, num, threshold, to_decide, waivers
 
 W, H, PAD = 420, 300, 40
 COLORS = {"candidate": "#1f6feb", "baseline": "#9a6700"}
@@ -74,7 +74,7 @@ def _svg_groups(rows: list[dict[str, Any]], rate: str) -> str:
 
 CSS = """body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#1f2328}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #d0d7de;padding:3px 8px;text-align:left}
-th{background:#f6f8fa}.FAIL,.ERROR,.REJECT{color:#cf222e}.PASS,.PROMOTE{color:#1a7f37}.WARN,.INCONCLUSIVE,.HOLD{color:#9a6700}
+th{background:#f6f8fa}.FAIL,.ERROR,.REJECT{color:#cf222e}.PASS,.PROMOTE{color:#1a7f37}.WARN,.INCONCLUSIVE,.HOLD,.WAIVED{color:#9a6700}
 .badge{border:2px solid currentColor;border-radius:6px;padding:0 .4em;font-size:.8em;vertical-align:middle}
 svg{margin:.5em 1em .5em 0;font-size:11px}.t{font-weight:600;font-size:13px}.charts{display:flex;flex-wrap:wrap}"""
 
@@ -86,6 +86,13 @@ def render(rec: dict[str, Any], curve_data: dict[str, Any]) -> str:
         f"<!doctype html><html><head><meta charset='utf-8'><title>mlops-gates: {rec['decision']}</title><style>{CSS}</style></head><body>",
         f"<h1>mlops-gates: <span class='badge {rec['decision']}'>{rec['decision']}</span></h1>",
         "<ul>" + "".join(f"<li>{e(r)}</li>" for r in rec["reasons"]) + "</ul>",
+        *(
+            f"<h2>{title}</h2><ul>" + "".join(f"<li class='{cls}'>{e(x)}</li>" for x in lines) + "</ul>"
+            for title, cls, lines in zip(
+                ("Waived", "Waivers ignored"), ("WAIVED", "WARN"), waivers(rec), strict=True
+            )
+            if lines
+        ),
         f"<p>{rec['evaluation']['rows']:,} rows · {e(rec['evaluation']['task'])} · policy <code>{e(rec['inputs']['policy']['digest'])}</code> · "
         f"data <code>{e(rec['inputs']['data']['eval']['digest'])}</code></p>",
     ]

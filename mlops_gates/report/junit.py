@@ -44,8 +44,8 @@ def render(rec: dict[str, Any]) -> str:
             el.text = _lines(g, {"ERROR"})
         elif st == "SKIP":
             ET.SubElement(case, "skipped", message=xml_text(g["reason"][:1000]))
-        elif st == "WARN":
-            ET.SubElement(case, "system-out").text = _lines(g, {"WARN"})
+        elif st in ("WARN", "WAIVED"):
+            ET.SubElement(case, "system-out").text = _lines(g, {"WARN", "WAIVED"})
     root = ET.Element("testsuites", name=f"mlops-gates: {rec['decision']}")
     root.append(suite)
     ET.indent(root)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlops_gates.report.escape import html_text, md, mermaid
-from mlops_gates.report.format import ICON, ci, num, threshold, to_decide
+from mlops_gates.report.format import ICON, ci, num, threshold, to_decide, waivers
 
 MARKER = "<!-- mlops-gates:report -->"
 LIMIT = 65_536  # GitHub's comment body limit, in characters
@@ -32,6 +32,11 @@ def _header(rec: dict[str, Any]) -> list[str]:
         )
     if rec["decision"] != "PROMOTE":
         lines += ["", "**Why:**"] + [f"- {md(str(r)[:500])}" for r in rec["reasons"][:10]]
+    applied, ignored = waivers(rec)
+    if applied:
+        lines += ["", "**Waived:**"] + [f"- 🔖 {md(a[:700])}" for a in applied]
+    if ignored:
+        lines += ["", "**Waivers ignored:**"] + [f"- ⚠️ {md(i[:500])}" for i in ignored[:20]]
     return lines
 
 
@@ -79,7 +84,8 @@ def _details(g: dict[str, Any], conf: float, max_rows: int) -> list[str]:
         "|---|---|---|---|---|---|---|---|",
     ]
     ranked = sorted(
-        ms, key=lambda m: ["FAIL", "ERROR", "INCONCLUSIVE", "WARN", "PASS", "SKIP"].index(m["status"])
+        ms,
+        key=lambda m: ["FAIL", "ERROR", "INCONCLUSIVE", "WAIVED", "WARN", "PASS", "SKIP"].index(m["status"]),
     )
     for m in ranked[:max_rows]:
         lines.append(

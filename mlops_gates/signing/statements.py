@@ -100,6 +100,9 @@ def manifest(model_dir: Path, ignore: list[str] | tuple[str, ...] = ()) -> Manif
     return Manifest(model_dir.resolve().name, files, tuple(sorted(ignored)))
 
 
+WAIVER_FIELDS = ("digest", "check", "reason", "approver", "role", "expires")
+
+
 def decision_statement(rec: dict[str, Any], m: Manifest, model_statement: bytes) -> dict[str, Any]:
     """What the gate decided about exactly this model: subjects are the model's root digest and the digest of
     the model-signing statement (which names the files); the predicate carries the verdict and the evidence."""
@@ -145,6 +148,11 @@ def decision_statement(rec: dict[str, Any], m: Manifest, model_statement: bytes)
             "tool": rec["tool"],
             "decided_at": rec["created_at"],
             "ci": rec["ci"],
+            **(
+                {"waivers": [{k: w[k] for k in WAIVER_FIELDS} for w in rec["waivers"]["applied"]]}
+                if rec.get("waivers", {}).get("applied")
+                else {}
+            ),
         },
     }
 

@@ -361,7 +361,7 @@ def test_watch_on_logged_predictions_keeps_or_recommends(tmp_path, monkeypatch, 
 def test_team_approvers_are_confirmed_by_the_platform():
     """ "@org/team" approvers: GitHub's and GitLab's APIs (fakes on loopback, requests checked against the
     platforms' OpenAPI descriptions) confirm membership; whatever cannot be confirmed does not allow."""
-    from mlops_gates.promotion.approvers import allowed
+    from mlops_gates.platforms.membership import allowed
     from tests.fakes.api import FakeGitHub, FakeGitLab
     from tests.fakes.openapi import available, validate
 
