@@ -81,6 +81,11 @@ def record(
         "inputs": inputs,
         "tool": {"name": "mlops-gates", "version": __version__},
         **({"waivers": waivers} if waivers is not None else {}),
+        **(
+            {"residency": {"publish": r.publish, "min_group_size": r.min_group_size}}
+            if (r := policy.residency) is not None
+            else {}
+        ),
         "created_at": (now or dt.datetime.now(dt.timezone.utc)).isoformat(timespec="seconds"),
         "ci": ci.context(),
     }

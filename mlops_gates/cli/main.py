@@ -8,7 +8,7 @@ import sys
 import click
 
 from mlops_gates._version import __version__
-from mlops_gates.cli import audit, evaluate, live, models, promotion, signing, waivers, watch
+from mlops_gates.cli import audit, evaluate, live, models, promotion, signing, training, waivers, watch
 from mlops_gates.cli.options import print_error
 from mlops_gates.errors import ExitCode, GateError
 
@@ -30,7 +30,7 @@ for _command in (
     models.scan,
     signing.sign_cmd,
     signing.verify_cmd,
-    signing.attest_training_cmd,
+    training.attest_training_cmd,
     evaluate.stats,
     models.deepchecks,
     evaluate.policy,

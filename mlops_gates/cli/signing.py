@@ -12,7 +12,7 @@ from mlops_gates.cli.options import (
     ignore_option,
     trust_config_option,
 )
-from mlops_gates.errors import ExitCode
+from mlops_gates.errors import ExitCode, GateError
 
 F = TypeVar("F", bound=Any)
 
@@ -20,6 +20,14 @@ if TYPE_CHECKING:
     from mlops_gates.policy import Signer
     from mlops_gates.signing.sign import BundleSigner
     from mlops_gates.signing.verify import Verified
+
+
+RESIDENCY = click.option(
+    "--residency-policy",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="A policy whose residency.signing is private: keyless signing on public-good Sigstore is refused.",
+)
 
 
 @click.command("sign")
@@ -74,6 +82,7 @@ if TYPE_CHECKING:
     help="Keyless: an OIDC token (default: SIGSTORE_ID_TOKEN, or GitHub Actions' id-token endpoint).",
 )
 @trust_config_option
+@RESIDENCY
 @ignore_option
 def sign_cmd(
     model_dir: Path,
@@ -86,6 +95,7 @@ def sign_cmd(
     decision: Path | None,
     identity_token: str | None,
     trust_config: Path | None,
+    residency_policy: Path | None,
     ignore: tuple[str, ...],
 ) -> None:
     """Sign MODEL_DIR in the OpenSSF model-signing v1.0 format, and optionally the gate's decision about it.
@@ -94,7 +104,15 @@ def sign_cmd(
     certificate); otherwise keyless, with Sigstore and the CI identity."""
     from mlops_gates.signing.sign import sign
 
-    signer = _signer(key_ref, key_env, certificate, certificate_chain, identity_token, trust_config)
+    signer = make_signer(
+        key_ref,
+        key_env,
+        certificate,
+        certificate_chain,
+        identity_token,
+        trust_config,
+        private_signing(residency_policy),
+    )
     if public_key_out is not None:
         from mlops_gates.signing.envelope import public_pem
 
@@ -113,6 +131,15 @@ def sign_cmd(
     )  # the root digest: what register and promote call the version
 
 
+def private_signing(policy_path: Path | None) -> bool:
+    if policy_path is None:
+        return False
+    from mlops_gates import policy
+
+    r = policy.load(policy_path).residency
+    return r is not None and r.signing == "private"
+
+
 def key_options(f: F) -> F:
     """The signing key options of `sign`, for the other commands that sign (attest-training, waiver create)."""
     for opt in reversed(
@@ -127,37 +154,45 @@ def key_options(f: F) -> F:
             ),
             click.option("--identity-token", default=None, help="As for sign (keyless)."),
             trust_config_option,
+            RESIDENCY,
         ]
     ):
         f = opt(f)
     return f
 
 
-def signer_of(keys: dict[str, Any]) -> BundleSigner:
-    """The signer that key_options' values name."""
-    return _signer(
+def signer_of(keys: dict[str, Any], private: bool = False) -> BundleSigner:
+    """The signer that key_options' values name; `private`: never public-good Sigstore."""
+    return make_signer(
         keys["key_ref"],
         keys["key_env"],
         keys["certificate"],
         keys["certificate_chain"],
         keys["identity_token"],
         keys["trust_config"],
+        private or private_signing(keys["residency_policy"]),
     )
 
 
-def _signer(
+def make_signer(
     key_ref: str | None,
     key_env: str | None,
     certificate: Path | None,
     chain: Path | None,
     identity_token: str | None,
     trust_config: Path | None,
+    private: bool = False,
 ) -> BundleSigner:
     """The key the options name (a PEM file or variable, a PKCS#11 token), perhaps with its certificate; or
-    Sigstore keyless."""
+    Sigstore keyless (`private`: only a private instance, named by --trust-config)."""
     if not (key_ref or key_env):
         if certificate or chain:
             raise click.UsageError("--certificate needs the key it certifies (--key or --key-env)")
+        if private and trust_config is None:
+            raise GateError(
+                "refused: the policy's residency keeps signatures off public-good Sigstore",
+                hint="sign with --trust-config (your Sigstore's client trust configuration), or with a key",
+            )
         from mlops_gates.signing.keyless import KeylessSigner, find_identity_token
 
         return KeylessSigner(find_identity_token(identity_token), trust_config)
@@ -287,88 +322,3 @@ def _provenance(path: Path, signer: Signer, v: Verified) -> list[str]:
     linked = ", the one the decision linked" if v.decision else ""
     v.checks.append(f"training attestation by the same signer, about this model{linked}")
     return chain
-
-
-@click.command("attest-training")
-@click.argument("model_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
-@click.option(
-    "--data",
-    "data",
-    multiple=True,
-    required=True,
-    type=click.Path(exists=True, path_type=Path),
-    help="Training data (a file or folder; repeatable): its digest goes into the attestation.",
-)
-@click.option(
-    "--config",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    default=None,
-    help="The training configuration file.",
-)
-@click.option(
-    "--lock",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    default=None,
-    help="The environment's lock or requirements file (default: the digest of this Python's `pip freeze`).",
-)
-@click.option(
-    "--repository", default=None, help="The code's repository (default: the CI run's, or git's origin)."
-)
-@click.option("--commit", default=None, help="The code's commit (default: the CI run's, or git's HEAD).")
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Where to write the signed attestation (default: MODEL_DIR.training.sig beside the folder).",
-)
-@key_options
-def attest_training_cmd(
-    model_dir: Path,
-    data: tuple[Path, ...],
-    config: Path | None,
-    lock: Path | None,
-    repository: str | None,
-    commit: str | None,
-    out: Path | None,
-    key_ref: str | None,
-    key_env: str | None,
-    certificate: Path | None,
-    certificate_chain: Path | None,
-    identity_token: str | None,
-    trust_config: Path | None,
-) -> None:
-    """Sign how MODEL_DIR was trained (SLSA provenance v1): code, data, configuration and environment.
-
-    Give the file to `evaluate --provenance` (the decision links it) and `verify --require-provenance`."""
-    import datetime as dt
-
-    from mlops_gates.platforms import ci
-    from mlops_gates.signing.provenance import attest_training, code_origin, environment
-
-    repo, sha = code_origin(repository, commit)
-    signer = _signer(key_ref, key_env, certificate, certificate_chain, identity_token, trust_config)
-    out = out or model_dir.parent / f"{model_dir.name}.training.sig"
-    st = attest_training(
-        model_dir,
-        signer,
-        out,
-        repository=repo,
-        commit=sha,
-        data=list(data),
-        config=config,
-        env=environment(lock),
-        run_url=(ci.context() or {}).get("run_url"),
-        now=dt.datetime.now(dt.timezone.utc),
-    )
-    root = f"sha256:{st['subject'][0]['digest']['sha256']}"
-    click.echo(f"attested the training of {model_dir} ({root}) -> {out}")
-    from mlops_gates.cli.options import lineage
-    from mlops_gates.platforms.openlineage import Dataset
-
-    deps = st["predicate"]["buildDefinition"]["resolvedDependencies"]
-    data_in = [
-        Dataset.file(d["name"], "sha256:" + d["digest"]["sha256"])
-        for d in deps
-        if (d.get("annotations") or {}).get("role") == "training-data"
-    ]
-    lineage(f"train/{model_dir.name}", data_in, [Dataset.model(model_dir.name, root)], code=(repo, sha))

@@ -74,7 +74,7 @@ def create_cmd(
     rec = read_record(decision_path)
     approver = _actor(actor)
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    signer = signer_of(keys)
+    signer = signer_of(keys, private=pol.residency is not None and pol.residency.signing == "private")
     model = ((rec["inputs"].get("models") or {}).get("candidate") or {}).get("digest") or ""
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", check_text)[:60]
     out = out or cfg.dir / f"{model.removeprefix('sha256:')[:12]}-{name}-{now:%Y%m%dT%H%M%S}.json"

@@ -19,6 +19,7 @@ from mlops_gates.policy.model import (
     OnOutcome,
     Policy,
     Promotion,
+    Residency,
     Role,
     Settings,
     Threshold,
@@ -200,4 +201,5 @@ def load(path: str | Path) -> Policy:
         models={role: _model_spec(m, base) for role, m in data.get("models", {}).items()},
         promotion=_promotion(data["promotion"], base, roles_of(data)) if "promotion" in data else None,
         waivers=_waivers(data, base),
+        residency=Residency(**data["residency"]) if "residency" in data else None,
     )

@@ -1,5 +1,6 @@
 """The policy's governance: named roles, who may promote and roll back by role, and who may waive which gates'
-checks. Built here, and checked here for what a schema cannot say (a role that is named but not defined)."""
+checks; and residency's rule on signers. Checked here for what a schema cannot say (a role named but not
+defined, a public-good signer under private signing)."""
 
 from __future__ import annotations
 
@@ -70,4 +71,24 @@ def problems(data: dict[str, Any], lines: dict[str, int]) -> list[Problem]:
                         f'the policy\'s gates are: {", ".join(sorted(gate_names))}; "*" for any',
                     )
                 )
-    return out
+    return out + _private_signing(data, lines)
+
+
+def _private_signing(data: dict[str, Any], lines: dict[str, int]) -> list[Problem]:
+    """Under residency.signing: private, no signer may be one that public-good Sigstore vouches for."""
+    if data.get("residency", {}).get("signing") != "private":
+        return []
+    places = [
+        (["promotion", "environments", i, "signers", j], s)
+        for i, e in enumerate(data.get("promotion", {}).get("environments", []))
+        for j, s in enumerate(e["signers"])
+    ] + [(["waivers", "signers", j], s) for j, s in enumerate(data.get("waivers", {}).get("signers", []))]
+    return [
+        (
+            where(at, lines),
+            "residency.signing is private, and this signer is vouched for by public-good Sigstore",
+            "give it trust_root: (your Sigstore's trusted root), or use a key or a private ca",
+        )
+        for at, s in places
+        if not (s.get("key") or s.get("ca") or s.get("trust_root"))
+    ]

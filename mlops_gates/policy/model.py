@@ -185,6 +185,15 @@ class Waivers:
 
 
 @dataclass(frozen=True)
+class Residency:
+    """What may leave the runner (publish: all, aggregate, verdict) and where signatures may go."""
+
+    publish: str = "all"
+    min_group_size: int | None = None
+    signing: str = "any"  # "private": no public-good Sigstore
+
+
+@dataclass(frozen=True)
 class Policy:
     path: Path
     digest: str
@@ -201,3 +210,4 @@ class Policy:
     models: dict[str, ModelSpec] = field(default_factory=dict, hash=False, compare=False)
     promotion: Promotion | None = None
     waivers: Waivers | None = None
+    residency: Residency | None = None

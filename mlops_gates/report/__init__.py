@@ -10,6 +10,7 @@ from typing import Any
 
 from mlops_gates.errors import GateError
 from mlops_gates.report import html, junit, markdown
+from mlops_gates.report.public import public
 
 Renderer = Callable[[dict[str, Any], dict[str, Any]], str]  # (record, curves) -> text
 
@@ -17,7 +18,7 @@ Renderer = Callable[[dict[str, Any], dict[str, Any]], str]  # (record, curves) -
 RENDERERS: dict[str, tuple[str, Renderer]] = {
     "record": ("decision.json", lambda rec, curves: json.dumps(rec, indent=2) + "\n"),
     "markdown": ("report.md", lambda rec, curves: markdown.render(rec)),
-    "junit": ("junit.xml", lambda rec, curves: junit.render(rec)),
+    "junit": ("junit.xml", lambda rec, curves: junit.render(public(rec))),  # the MR widget shows it
     "html": ("report.html", html.render),
 }
 

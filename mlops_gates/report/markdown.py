@@ -12,6 +12,13 @@ LIMIT = 65_536  # GitHub's comment body limit, in characters
 CUT_NOTE = "\n> ✂️ Details were cut to fit the comment size limit; the full record is in `decision.json` and `report.html`.\n"
 
 
+RESIDENCY = {
+    "aggregate": "<sub>Residency: per-group and per-slice numbers, notes and reasons stay in the run's artifacts "
+    "(decision.json, report.html).</sub>",
+    "verdict": "<sub>Residency: the results stay in the run's artifacts (decision.json, report.html).</sub>",
+}
+
+
 def _header(rec: dict[str, Any]) -> list[str]:
     ev = rec["evaluation"]
     pol = rec["inputs"]["policy"]
@@ -114,7 +121,11 @@ def fit(text: str, limit: int = LIMIT) -> str:
 
 
 def render(rec: dict[str, Any], limit: int = LIMIT) -> str:
-    head = _header(rec) + _charts(rec)
+    mode = (rec.get("residency") or {}).get("publish", "all")
+    if mode == "verdict":
+        head = [MARKER, f"## {ICON[rec['decision']]} mlops-gates: **{rec['decision']}**", "", RESIDENCY[mode]]
+    else:
+        head = _header(rec) + ([] if mode == "all" else ["", RESIDENCY[mode]]) + _charts(rec)
     footer = [
         "",
         f"<sub>mlops-gates {rec['tool']['version']} · {rec['created_at']}"
