@@ -8,7 +8,18 @@ import sys
 import click
 
 from mlops_gates._version import __version__
-from mlops_gates.cli import audit, evaluate, live, models, promotion, signing, training, waivers, watch
+from mlops_gates.cli import (
+    audit,
+    evaluate,
+    live,
+    models,
+    promotion,
+    registry,
+    signing,
+    training,
+    waivers,
+    watch,
+)
 from mlops_gates.cli.options import print_error
 from mlops_gates.errors import ExitCode, GateError
 
@@ -44,6 +55,7 @@ for _command in (
     live.serve,
     audit.audit,
     waivers.waiver,
+    registry.registry_group,
 ):
     cli.add_command(_command)
 

@@ -79,7 +79,7 @@ def registry_of(
     from mlops_gates.promotion.stores import open_registry
 
     enough = registry is not None and (ledger is not None or "://" not in registry)
-    if pol is None and not enough:
+    if pol is None and (not enough or policy_path.is_file()):  # the policy may say the registry is encrypted
         pol = load_policy(policy_path)
     promo = pol.promotion if pol else None
     where = registry or (promo.registry if promo else None)
@@ -89,7 +89,7 @@ def registry_of(
             where=str(policy_path),
             hint="pass --registry PATH, or set promotion.registry in the policy",
         )
-    return open_registry(where, ledger or (promo.ledger if promo else None))
+    return open_registry(where, ledger or (promo.ledger if promo else None), bool(promo and promo.encrypted))
 
 
 def load_policy(policy_path: Path) -> Policy:

@@ -107,6 +107,7 @@ def _promotion(d: dict[str, Any], base: Path, roles: dict[str, Role]) -> Promoti
         dict(d.get("analysis", {})),
         dict(d.get("alerts", {})),
         seconds(d["retention"]["versions"]) if "versions" in d.get("retention", {}) else None,
+        bool(d.get("encrypted", False)),
     )
 
 

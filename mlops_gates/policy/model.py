@@ -159,6 +159,7 @@ class Promotion:
         default_factory=dict, hash=False, compare=False
     )  # where triggers are announced
     keep_versions: float | None = None  # retention.versions, seconds
+    encrypted: bool = False  # versions encrypted at rest (promotion/crypt.py)
 
     def env(self, name: str) -> tuple[int, Environment]:
         for i, e in enumerate(self.environments):

@@ -10,10 +10,19 @@ from mlops_gates.promotion.ledger import Ledger
 from mlops_gates.promotion.registry import Registry
 
 
-def open_registry(location: str | Path, ledger: str | Path | None = None) -> Registry:
-    """A folder path, or mlflow+http(s)://HOST[:PORT], whose audit log and lock live in a ledger folder."""
+def open_registry(
+    location: str | Path, ledger: str | Path | None = None, encrypted: bool = False
+) -> Registry:
+    """A folder path, or mlflow+http(s)://HOST[:PORT], whose audit log and lock live in a ledger folder;
+    `encrypted`: versions are sealed at rest (a folder registry)."""
     loc = str(location)
     if loc.startswith(("mlflow+http://", "mlflow+https://")):
+        if encrypted:
+            raise GateError(
+                "encryption at rest is built for folder registries",
+                where=loc,
+                hint="use the MLflow artifact store's own encryption, and drop promotion.encrypted",
+            )
         if ledger is None:
             raise GateError(
                 "an MLflow registry needs a ledger folder for its audit log",
@@ -30,4 +39,4 @@ def open_registry(location: str | Path, ledger: str | Path | None = None) -> Reg
             hint="use a folder path or mlflow+http(s)://HOST:PORT",
         )
     root = Path(loc)
-    return Registry(FolderStore(root), Ledger(Path(ledger) if ledger else root))
+    return Registry(FolderStore(root, encrypted), Ledger(Path(ledger) if ledger else root))

@@ -24,6 +24,33 @@ def _scrub(text: str, *secrets: str) -> str:
     return text
 
 
+def token_pin(uri: str, pin_env: str = PIN_ENV, where: str = "--key") -> str:
+    """The token's PIN, from the environment only: a URI that carries one (pin-value, pin-source) is refused,
+    as it would sit in a command line, a process list or a log. PyKCS11 must be importable."""
+    if "pin-value" in uri or "pin-source" in uri:
+        raise GateError(
+            "the PKCS#11 URI carries a PIN",
+            where=where,
+            hint=f"drop pin-value/pin-source from the URI and set {pin_env} instead",
+        )
+    pin = os.environ.get(pin_env, "")
+    if not pin:
+        raise GateError(
+            f"no PIN for the PKCS#11 token in {pin_env}",
+            where=uri,
+            hint=f"set {pin_env} (a masked CI variable) to the token's user PIN",
+        )
+    from mlops_gates.signing import need
+
+    need("PyKCS11")
+    return pin
+
+
+def scrubbed(exc: BaseException, *secrets: str) -> str:
+    """An exception's text with the secrets starred out, short enough for one line."""
+    return _scrub(f"{type(exc).__name__}: {exc}", *secrets)[:300]
+
+
 @dataclass(frozen=True)
 class Pkcs11Key:
     signer: Any = field(repr=False)  # model-signing's PKCS#11 signer: the session and the key's handle
@@ -31,24 +58,8 @@ class Pkcs11Key:
 
     @classmethod
     def open(cls, uri: str, pin_env: str = PIN_ENV) -> Pkcs11Key:
-        """The key the URI names. The PIN comes only from the environment: a URI that carries one
-        (pin-value, pin-source) is refused, as it would sit in a command line, a process list or a log."""
-        if "pin-value" in uri or "pin-source" in uri:
-            raise GateError(
-                "the PKCS#11 URI carries a PIN",
-                where="--key",
-                hint=f"drop pin-value/pin-source from the URI and set {pin_env} instead",
-            )
-        pin = os.environ.get(pin_env, "")
-        if not pin:
-            raise GateError(
-                f"no PIN for the PKCS#11 token in {pin_env}",
-                where=uri,
-                hint=f"set {pin_env} (a masked CI variable) to the token's user PIN",
-            )
-        from mlops_gates.signing import need
-
-        need("PyKCS11")
+        """The key the URI names; the PIN comes only from the environment (token_pin)."""
+        pin = token_pin(uri, pin_env)
         try:
             from model_signing._signing.pkcs11uri import escape
             from model_signing._signing.sign_pkcs11 import Signer
@@ -61,7 +72,7 @@ class Pkcs11Key:
         try:
             signer = Signer(uri + ("&" if "?" in uri else "?") + "pin-value=" + escaped)
         except Exception as exc:  # PyKCS11 and the URI parser raise several kinds; none may show the PIN
-            what = _scrub(f"{type(exc).__name__}: {exc}", pin, escaped)[:300]
+            what = scrubbed(exc, pin, escaped)
             raise GateError(
                 f"the PKCS#11 token could not be opened ({what})",
                 where=uri,
