@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "foundation",
         ("_version", "errors", "digest", "schemas", "models", "report.escape", "report.format"),
     ),
-    ("renderers", ("report.markdown", "report.junit", "report.html", "report.code_quality")),
+    ("renderers", ("report.markdown", "report.junit", "report.html", "report.code_quality", "report.public")),
     ("platforms", ("platforms", "platforms.*")),
     ("policy", ("policy", "policy.*")),  # policy.metrics: the metric catalogue
     ("inputs", ("data", "data.*", "models.*", "signing", "signing.*")),
