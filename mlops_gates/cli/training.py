@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
-from mlops_gates.cli.signing import key_options, make_signer, private_signing
+from mlops_gates.cli.signing import key_options, signer_of
 
 
 @click.command("attest-training")
@@ -50,13 +51,7 @@ def attest_training_cmd(
     repository: str | None,
     commit: str | None,
     out: Path | None,
-    key_ref: str | None,
-    key_env: str | None,
-    certificate: Path | None,
-    certificate_chain: Path | None,
-    identity_token: str | None,
-    trust_config: Path | None,
-    residency_policy: Path | None,
+    **keys: Any,
 ) -> None:
     """Sign how MODEL_DIR was trained (SLSA provenance v1): code, data, configuration and environment.
 
@@ -67,15 +62,7 @@ def attest_training_cmd(
     from mlops_gates.signing.provenance import attest_training, code_origin, environment
 
     repo, sha = code_origin(repository, commit)
-    signer = make_signer(
-        key_ref,
-        key_env,
-        certificate,
-        certificate_chain,
-        identity_token,
-        trust_config,
-        private_signing(residency_policy),
-    )
+    signer = signer_of(keys)
     out = out or model_dir.parent / f"{model_dir.name}.training.sig"
     st = attest_training(
         model_dir,

@@ -10,7 +10,6 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -152,32 +151,17 @@ def test_the_registry_key_rotates_and_plain_versions_get_sealed(folder_release, 
 
 
 def test_a_registry_key_inside_a_softhsm2_token(folder_release, tmp_path):
-    from tests.signing.test_hardware import PIN, softhsm_module
+    from tests.signing.test_hardware import PIN, softhsm_module, softhsm_token
 
     r = folder_release
     key = encrypted(r)
     a = r.model("a", ["x1", "x2"])
     walk(r, a)
-    module = softhsm_module()
-    (tmp_path / "tokens").mkdir()
-    conf = tmp_path / "softhsm2.conf"
-    conf.write_text(
-        f"directories.tokendir = {tmp_path / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n"
-    )
-    env = {**os.environ, "SOFTHSM2_CONF": str(conf), "MLOPS_GATES_PKCS11_PIN": PIN}
-    subprocess.run(
-        ["softhsm2-util", "--init-token", "--free", "--label", "vault", "--so-pin", "12345678", "--pin", PIN],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    keygen = textwrap.dedent(
-        f"""
-        import PyKCS11
-        lib = PyKCS11.PyKCS11Lib(); lib.load({module!r})
-        slot = next(s for s in lib.getSlotList(tokenPresent=True) if lib.getTokenInfo(s).label.strip() == "vault")
-        session = lib.openSession(slot, PyKCS11.CKF_SERIAL_SESSION | PyKCS11.CKF_RW_SESSION)
-        session.login({PIN!r})
+    (tmp_path / "vault").mkdir()
+    env = softhsm_token(
+        tmp_path / "vault",
+        "vault",
+        """
         session.generateKey(
             [(PyKCS11.CKA_CLASS, PyKCS11.CKO_SECRET_KEY), (PyKCS11.CKA_KEY_TYPE, PyKCS11.CKK_AES),
              (PyKCS11.CKA_VALUE_LEN, 32), (PyKCS11.CKA_TOKEN, True), (PyKCS11.CKA_LABEL, "registry"),
@@ -185,9 +169,9 @@ def test_a_registry_key_inside_a_softhsm2_token(folder_release, tmp_path):
              (PyKCS11.CKA_EXTRACTABLE, False)],
             mecha=PyKCS11.Mechanism(PyKCS11.CKM_AES_KEY_GEN, None),
         )
-        """
+        """,
     )
-    subprocess.run([sys.executable, "-c", keygen], env=env, check=True, capture_output=True)
+    module = softhsm_module()
     uri = f"pkcs11:token=vault;object=registry?module-path={module}"
     common = ["--policy", str(r.policy)]
     rotated = subprocess.run(

@@ -37,30 +37,47 @@ def softhsm_module() -> str:
     return found
 
 
-@pytest.fixture
-def token(tmp_path: Path) -> dict[str, str]:
-    """A fresh SoftHSM2 token 'mlops' with an EC P-256 key pair 'release' generated inside it; the
-    environment a signing job would have (the PIN in MLOPS_GATES_PKCS11_PIN), and the key's URI."""
+def softhsm_token(folder: Path, label: str, keygen: str) -> dict[str, str]:
+    """A fresh SoftHSM2 token in `folder`, logged into as its user; `keygen` (Python, with `PyKCS11` and a
+    read-write `session` at hand) makes its keys. Returns the environment that finds it (PIN included)."""
     module = softhsm_module()
-    (tmp_path / "tokens").mkdir()
-    conf = tmp_path / "softhsm2.conf"
+    (folder / "tokens").mkdir()
+    conf = folder / "softhsm2.conf"
     conf.write_text(
-        f"directories.tokendir = {tmp_path / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n"
+        f"directories.tokendir = {folder / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n"
     )
     env = {**os.environ, "SOFTHSM2_CONF": str(conf)}
     subprocess.run(
-        ["softhsm2-util", "--init-token", "--free", "--label", "mlops", "--so-pin", "12345678", "--pin", PIN],
+        ["softhsm2-util", "--init-token", "--free", "--label", label, "--so-pin", "12345678", "--pin", PIN],
         env=env,
         check=True,
         capture_output=True,
     )
-    keygen = textwrap.dedent(
-        f"""
+    script = (
+        textwrap.dedent(
+            f"""
         import PyKCS11
         lib = PyKCS11.PyKCS11Lib(); lib.load({module!r})
-        slot = next(s for s in lib.getSlotList(tokenPresent=True) if lib.getTokenInfo(s).label.strip() == "mlops")
+        slot = next(s for s in lib.getSlotList(tokenPresent=True) if lib.getTokenInfo(s).label.strip() == {label!r})
         session = lib.openSession(slot, PyKCS11.CKF_SERIAL_SESSION | PyKCS11.CKF_RW_SESSION)
         session.login({PIN!r})
+        """
+        )
+        + textwrap.dedent(keygen)
+        + "\nsession.logout()\n"
+    )
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, capture_output=True)
+    return {**env, "MLOPS_GATES_PKCS11_PIN": PIN}
+
+
+@pytest.fixture
+def token(tmp_path: Path) -> dict[str, str]:
+    """A fresh SoftHSM2 token 'mlops' with an EC P-256 key pair 'release' generated inside it; the
+    environment a signing job would have (the PIN in MLOPS_GATES_PKCS11_PIN), and the key's URI."""
+    env = softhsm_token(
+        tmp_path,
+        "mlops",
+        """
         p256 = bytes.fromhex("06082a8648ce3d030107")
         common = [(PyKCS11.CKA_TOKEN, True), (PyKCS11.CKA_LABEL, "release"), (PyKCS11.CKA_ID, (1,)),
                   (PyKCS11.CKA_KEY_TYPE, PyKCS11.CKK_EC)]
@@ -70,14 +87,9 @@ def token(tmp_path: Path) -> dict[str, str]:
              (PyKCS11.CKA_SENSITIVE, True), (PyKCS11.CKA_EXTRACTABLE, False), *common],
             mecha=PyKCS11.Mechanism(PyKCS11.CKM_EC_KEY_PAIR_GEN, None),
         )
-        session.logout()
-        """
+        """,
     )
-    subprocess.run([sys.executable, "-c", keygen], env=env, check=True, capture_output=True)
-    return {
-        "env": {**env, "MLOPS_GATES_PKCS11_PIN": PIN},
-        "uri": f"pkcs11:token=mlops;object=release?module-path={module}",
-    }
+    return {"env": env, "uri": f"pkcs11:token=mlops;object=release?module-path={softhsm_module()}"}
 
 
 def run(argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
