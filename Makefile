@@ -55,6 +55,11 @@ DEEPCHECKS := .cache/deepchecks/mlops-gates-deepchecks.json
 $(DEEPCHECKS): $(BIN)/.installed
 	$(BIN)/mlops-gates deepchecks setup --path .cache/deepchecks
 
+# Feast's own environment (pandas 2), for the feature-store data source's tests and the Feast demo
+FEAST := .cache/feast/mlops-gates-feast.json
+$(FEAST): $(BIN)/.installed
+	$(BIN)/mlops-gates feast setup --path .cache/feast
+
 # a real MLflow tracking server for the MLflow registry's tests (mlflow pins pyarrow < 26: its own environment)
 MLFLOW := .cache/mlflow/.installed
 $(MLFLOW):
@@ -74,7 +79,7 @@ bench: $(BIN)/.installed $(DEEPCHECKS) $(EVIDENTLY)
 	$(BIN)/python bench/speed.py
 	$(BIN)/python bench/decision_quality.py
 
-test: lint $(NPM) system-tools $(BIN)/.torch $(DEEPCHECKS) $(MLFLOW) $(WHEELHOUSE)
+test: lint $(NPM) system-tools $(BIN)/.torch $(DEEPCHECKS) $(FEAST) $(MLFLOW) $(WHEELHOUSE)
 	$(BIN)/python -m pytest -q
 
 # the fast loop: the package and its test extra only (no torch, Spark, deepchecks, MLflow or npm); under a minute

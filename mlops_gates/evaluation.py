@@ -40,10 +40,11 @@ class Outcome:
 
 
 def compute(
-    policy_path: str | Path, data: Path | None = None, engine: str = "auto"
+    policy_path: str | Path, data: Path | None = None, engine: str = "auto", workdir: Path | None = None
 ) -> tuple[Policy, Staged, EvalStats]:
-    """Read the evaluation data (or one shard of it) once into statistics; models predict first."""
-    pol = policy_mod.load(policy_path)
+    """Read the evaluation data (or one shard of it) once into statistics; models predict first. Data from a
+    feature store is fetched first, into `workdir` (kept beside the record) or a temporary folder."""
+    pol = _load(policy_path, workdir)
     if data is not None:
         from mlops_gates.policy import dataset
 
@@ -54,6 +55,26 @@ def compute(
     except BaseException:
         staged.cleanup()
         raise
+
+
+def _load(policy_path: str | Path, workdir: Path | None) -> Policy:
+    """The policy, with data from a feature store fetched into `workdir` or a temporary folder."""
+    pol = policy_mod.load(policy_path)
+    if any(ds is not None and ds.feast is not None for ds in (pol.eval_data, pol.reference, pol.training)):
+        from mlops_gates.data.feature_store import resolve
+
+        pol = resolve(pol, workdir or _scratch())
+    return pol
+
+
+def _scratch() -> Path:
+    import atexit
+    import shutil
+    import tempfile
+
+    where = Path(tempfile.mkdtemp(prefix="mlops-gates-data-"))
+    atexit.register(shutil.rmtree, where, True)
+    return where
 
 
 def evaluate(
@@ -71,7 +92,7 @@ def evaluate(
     if stats_paths:
         from mlops_gates.stats.state import merge
 
-        pol = policy_mod.load(policy_path)
+        pol = _load(policy_path, Path(out_dir) if out_dir is not None else None)
         staged, stats = Staged(pol), merge(stats_paths, pol)
         eval_input: dict[str, Any] = {
             "path": " + ".join(map(str, stats_paths)),
@@ -79,9 +100,11 @@ def evaluate(
             "digest": stats.data_digest,
         }
     else:
-        pol, staged, stats = compute(policy_path, engine=engine)
+        workdir = Path(out_dir) if out_dir is not None else None
+        pol, staged, stats = compute(policy_path, engine=engine, workdir=workdir)
         eval_digest = stats.data_digest if not pol.models else sha256_file(pol.eval_data.path)
         eval_input = {"path": str(pol.eval_data.path), "format": pol.eval_data.format, "digest": eval_digest}
+        eval_input.update(pol.eval_data.origin or {})
     try:
         runs = {r: run.metrics for r, run in staged.runs.items()}
         where = Path(out_dir) if out_dir is not None else None
@@ -98,7 +121,12 @@ def evaluate(
     }
     for role, ds in (("reference", pol.reference), ("training", pol.training)):
         if ds is not None:
-            inputs["data"][role] = {"path": str(ds.path), "format": ds.format, "digest": sha256_file(ds.path)}
+            inputs["data"][role] = {
+                "path": str(ds.path),
+                "format": ds.format,
+                "digest": sha256_file(ds.path),
+                **(ds.origin or {}),
+            }
     if provenance is not None:
         _link_provenance(models, provenance)
     if models:

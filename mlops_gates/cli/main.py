@@ -11,6 +11,7 @@ from mlops_gates._version import __version__
 from mlops_gates.cli import (
     audit,
     evaluate,
+    feast,
     live,
     models,
     promotion,
@@ -44,6 +45,7 @@ for _command in (
     training.attest_training_cmd,
     evaluate.stats,
     models.deepchecks,
+    feast.feast,
     evaluate.policy,
     evaluate.demo,
     promotion.register,

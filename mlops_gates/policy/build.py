@@ -12,6 +12,7 @@ from mlops_gates.policy.model import (
     Columns,
     Dataset,
     Environment,
+    FeastSource,
     GateSpec,
     Margin,
     ModelColumns,
@@ -112,6 +113,11 @@ def _promotion(d: dict[str, Any], base: Path, roles: dict[str, Role]) -> Promoti
 
 
 def dataset(d: dict[str, Any], base: Path) -> Dataset:
+    if "feast" in d:
+        f, path = d["feast"], _relative(base)
+        features = f["features"] if isinstance(f["features"], str) else tuple(f["features"])
+        src = FeastSource(path(f["repo"]), features, path(f["entities"]), path(f.get("env")))
+        return Dataset(src.entities.with_name(src.entities.stem + ".features.parquet"), "feast", src)
     p = Path(d["path"])
     path = p if p.is_absolute() else base / p
     fmt = d.get("format") or {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}.get(

@@ -40,9 +40,21 @@ class Signer:
 
 
 @dataclass(frozen=True)
+class FeastSource:
+    """Features from a Feast repository for an entity table (mlops_gates.data.feature_store fetches them)."""
+
+    repo: Path
+    features: str | tuple[str, ...]  # a feature service, or VIEW:FEATURE references
+    entities: Path
+    env: Path | None = None
+
+
+@dataclass(frozen=True)
 class Dataset:
-    path: Path
-    format: str
+    path: Path  # for a Feast source: where its rows will be written, until they are
+    format: str  # parquet, csv, jsonl; "feast" until fetched
+    feast: FeastSource | None = None  # None once fetched: the rows are then in `path`
+    origin: dict[str, Any] | None = field(default=None, hash=False, compare=False)  # what the rows came from
 
 
 @dataclass(frozen=True)
