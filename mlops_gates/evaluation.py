@@ -60,7 +60,7 @@ def compute(
 def _load(policy_path: str | Path, workdir: Path | None) -> Policy:
     """The policy, with data from a feature store fetched into `workdir` or a temporary folder."""
     pol = policy_mod.load(policy_path)
-    if any(ds is not None and ds.feast is not None for ds in (pol.eval_data, pol.reference, pol.training)):
+    if any(ds is not None and ds.format == "feast" for ds in (pol.eval_data, pol.reference, pol.training)):
         from mlops_gates.data.feature_store import resolve
 
         pol = resolve(pol, workdir or _scratch())

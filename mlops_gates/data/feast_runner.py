@@ -43,7 +43,15 @@ def _views(store, features, service):
     for name in names:
         view = store.get_feature_view(name)
         spec = view.to_proto().spec.SerializeToString(deterministic=True)
-        out.append({"name": name, "digest": "sha256:" + hashlib.sha256(spec).hexdigest()})
+        out.append(
+            {
+                "name": name,
+                "digest": "sha256:" + hashlib.sha256(spec).hexdigest(),
+                "ttl_seconds": view.ttl.total_seconds() if view.ttl else None,
+                "join_keys": [c.name for c in view.entity_columns],
+                "features": [f.name for f in view.features],
+            }
+        )
     return out
 
 
@@ -57,16 +65,20 @@ def historical(job):
         raise ValueError("the entity table has no event_timestamp column")
     if ROW in entities.columns:
         raise ValueError(f"the entity table has a column named {ROW}")
-    entities[ROW] = range(len(entities))
     features, name = _features(store, job["features"])
     service = features if name is not None else None
+    views = _views(store, job["features"], service)
+    if job.get("keys_only"):
+        keys = sorted({k for v in views for k in v["join_keys"]})
+        entities = entities[[*keys, "event_timestamp"]].copy()
+    entities[ROW] = range(len(entities))
     df = store.get_historical_features(entity_df=entities, features=features).to_df()
     df = df.sort_values(ROW, kind="stable").drop(columns=[ROW]).reset_index(drop=True)
     df.to_parquet(job["out"], index=False)
     return {
         "project": store.project,
         "feature_service": name,
-        "feature_views": _views(store, job["features"], service),
+        "feature_views": views,
         "rows": len(df),
         "columns": list(df.columns),
     }

@@ -15,7 +15,7 @@ from typing import Any
 from mlops_gates.data.sidecar import Sidecar
 from mlops_gates.digest import sha256_file
 from mlops_gates.errors import GateError
-from mlops_gates.policy import Dataset, Policy
+from mlops_gates.policy import Dataset, FeastSource, Policy
 
 FEAST = Sidecar(
     "feast",
@@ -28,18 +28,19 @@ TIMEOUT = 1800  # seconds for one retrieval
 ROLES = ("eval", "reference", "training")
 
 
-def retrieve(ds: Dataset, out: Path) -> dict[str, Any]:
-    """Fetch the dataset's features into `out` (Parquet); what the record says of where they came from."""
-    src = ds.feast
-    assert src is not None
+def fetch(src: FeastSource, entities: Path, out: Path, keys_only: bool = False) -> dict[str, Any]:
+    """Point-in-time-correct features for the entity table `entities`, written to `out` (Parquet, the entity
+    table's row order); Feast's answer: project, service, and each view's digest, TTL, join keys, features.
+    `keys_only`: of the entity table, only the views' join keys and event_timestamp are passed to Feast (a
+    served log also holds the features as served, which must not collide with Feast's)."""
     if not (src.repo / "feature_store.yaml").is_file():
         raise GateError(
             "not a Feast repository (no feature_store.yaml)",
             where=str(src.repo),
-            hint="point data.*.feast.repo at the folder `feast apply` runs in",
+            hint="point the feast repo at the folder `feast apply` runs in",
         )
-    if not src.entities.is_file():
-        raise GateError("the entity table is missing", where=str(src.entities))
+    if not entities.is_file():
+        raise GateError("the entity table is missing", where=str(entities))
     env = src.env or FEAST.default_path()
     FEAST.check(env)
     with tempfile.TemporaryDirectory(prefix="mlops-gates-feast-") as tmp:
@@ -52,9 +53,10 @@ def retrieve(ds: Dataset, out: Path) -> dict[str, Any]:
                     "action": "historical",
                     "repo": str(src.repo.resolve()),
                     "features": features,
-                    "entities": str(src.entities.resolve()),
+                    "entities": str(entities.resolve()),
                     "out": str(out.resolve()),
                     "answer": str(answer),
+                    "keys_only": keys_only,
                 }
             )
         )
@@ -78,12 +80,20 @@ def retrieve(ds: Dataset, out: Path) -> dict[str, Any]:
             hint="check the repository (feast apply), the feature service or references, the entity table "
             "(entity keys and event_timestamp), and that the offline store is reachable",
         )
-    ok = got["ok"]
+    ok: dict[str, Any] = got["ok"]
+    return ok
+
+
+def retrieve(ds: Dataset, out: Path) -> dict[str, Any]:
+    """Fetch the dataset's features into `out` (Parquet); what the record says of where they came from."""
+    src = ds.feast
+    assert src is not None
+    ok = fetch(src, src.entities, out)
     return {
         "repo": str(src.repo),
         "project": ok["project"],
         "feature_service": ok["feature_service"],
-        "feature_views": ok["feature_views"],
+        "feature_views": [{"name": v["name"], "digest": v["digest"]} for v in ok["feature_views"]],
         "entities": {"path": str(src.entities), "digest": sha256_file(src.entities)},
     }
 
@@ -93,9 +103,9 @@ def resolve(pol: Policy, workdir: Path) -> Policy:
     changes: dict[str, Any] = {}
     for role, field in zip(ROLES, ("eval_data", "reference", "training"), strict=True):
         ds = getattr(pol, field)
-        if ds is None or ds.feast is None:
+        if ds is None or ds.format != "feast":
             continue
         workdir.mkdir(parents=True, exist_ok=True)
         out = workdir / f"feast-{role}.parquet"
-        changes[field] = Dataset(out, "parquet", origin={"feast": retrieve(ds, out)})
+        changes[field] = Dataset(out, "parquet", ds.feast, origin={"feast": retrieve(ds, out)})
     return dataclasses.replace(pol, **changes) if changes else pol

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mlops_gates.errors import GateError
-from mlops_gates.gates import accuracy, budgets, fairness, integrity, regression, safety
+from mlops_gates.gates import accuracy, budgets, fairness, integrity, regression, safety, skew
 from mlops_gates.gates.base import Context, GateFn, GateResult, Status
 from mlops_gates.gates.deepchecks import gate as deepchecks
 from mlops_gates.policy import GateSpec
@@ -16,6 +16,7 @@ GATES: dict[str, GateFn] = {
     "safety": safety.evaluate,
     "budgets": budgets.evaluate,
     "deepchecks": deepchecks.evaluate,
+    "skew": skew.evaluate,
 }
 
 

@@ -75,7 +75,7 @@ def stage(policy: Policy) -> Staged:
         pq.write_table(table, merged)
         staged.policy = dataclasses.replace(
             policy,
-            eval_data=Dataset(merged, "parquet"),
+            eval_data=Dataset(merged, "parquet", policy.eval_data.feast, policy.eval_data.origin),
             columns=dataclasses.replace(
                 cols, candidate=columns["candidate"], baseline=columns.get("baseline", cols.baseline)
             ),

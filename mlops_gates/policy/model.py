@@ -53,7 +53,7 @@ class FeastSource:
 class Dataset:
     path: Path  # for a Feast source: where its rows will be written, until they are
     format: str  # parquet, csv, jsonl; "feast" until fetched
-    feast: FeastSource | None = None  # None once fetched: the rows are then in `path`
+    feast: FeastSource | None = None  # where the rows come from (fetched into `path` once format is parquet)
     origin: dict[str, Any] | None = field(default=None, hash=False, compare=False)  # what the rows came from
 
 
