@@ -128,12 +128,16 @@ def test_feature_references_instead_of_a_service(demo, evaluate):
         ({"entities": "missing.parquet"}, "the entity table is missing"),
         ({"entities": "no-time.parquet"}, "the entity table has no event_timestamp column"),
         ({"env": "/nonexistent/feast"}, "no feast environment at /nonexistent/feast"),
+        ({"repo": "offline-gone"}, "Feast could not fetch the features"),  # the offline store's file is gone
     ],
 )
 def test_a_misconfigured_store_is_exit_2_with_the_fix(demo, evaluate, edit, message):
     pd.read_parquet(demo / "entities.parquet").drop(columns=["event_timestamp"]).to_parquet(
         demo / "no-time.parquet"
     )
+    if not (demo / "offline-gone").exists():
+        shutil.copytree(demo / "feature_repo", demo / "offline-gone")
+        (demo / "offline-gone" / "data" / "person.parquet").unlink()
     policy = gates_yml(demo, skew=False)
     policy["data"]["eval"]["feast"].update(edit)
     code, rec, err = evaluate(policy, "broken")
