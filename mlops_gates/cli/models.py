@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from mlops_gates.cli.options import setup_command
 from mlops_gates.errors import ExitCode, GateError
 from mlops_gates.models import FORMATS
 
@@ -138,16 +139,4 @@ def deepchecks() -> None:
     """deepchecks' suites as a gate, in their own environment."""
 
 
-@deepchecks.command("setup")
-@click.option(
-    "--path",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Where to create it (default: MLOPS_GATES_DEEPCHECKS_ENV or ~/.cache/mlops-gates/deepchecks-VERSION).",
-)
-@click.option("--force", is_flag=True, help="Recreate it even if it looks right.")
-def deepchecks_setup(path: Path | None, force: bool) -> None:
-    """Create the virtual environment deepchecks runs in, with pinned versions that work together."""
-    from mlops_gates.gates.deepchecks import env as deepchecks_env
-
-    deepchecks_env.setup(path or deepchecks_env.default_path(), force=force, echo=click.echo)
+deepchecks.add_command(setup_command("deepchecks", "mlops_gates.gates.deepchecks.env:DEEPCHECKS"))

@@ -134,3 +134,28 @@ def lineage(job: str, inputs: list[Any], outputs: list[Any], **kw: Any) -> None:
     why = openlineage.emit(job, inputs, outputs, **kw)
     if why:
         click.echo(f"warning: {why}", err=True)
+
+
+def setup_command(tool: str, where: str) -> click.Command:
+    """`TOOL setup`: create the pinned environment that `where` ("module:attribute", a Sidecar, imported only
+    when the command runs) describes."""
+
+    @click.command(
+        "setup",
+        help=f"Create the virtual environment {tool} runs in, with pinned versions that work together.",
+    )
+    @click.option(
+        "--path",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help=f"Where to create it (default: MLOPS_GATES_{tool.upper()}_ENV or ~/.cache/mlops-gates/{tool}-VERSION).",
+    )
+    @click.option("--force", is_flag=True, help="Recreate it even if it looks right.")
+    def setup(path: Path | None, force: bool) -> None:
+        import importlib
+
+        module, attribute = where.split(":")
+        sidecar = getattr(importlib.import_module(module), attribute)
+        sidecar.setup(path or sidecar.default_path(), force=force, echo=click.echo)
+
+    return setup
