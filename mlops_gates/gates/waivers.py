@@ -187,9 +187,9 @@ def read(path: Path, pol: Policy, model: str | None, author: str | None, now: dt
     if st is None:
         raise Refused("not signed by a waiver signer the policy trusts: " + "; ".join(fails))
     p = _shaped(st)
-    if model is None or {"sha256": model.removeprefix("sha256:")} not in [
-        s.get("digest") for s in st["subject"]
-    ]:
+    if model is None:
+        raise Refused("this evaluation names no candidate model version, and a waiver is about one")
+    if {"sha256": model.removeprefix("sha256:")} not in [s.get("digest") for s in st["subject"]]:
         subject = st["subject"][0]["digest"]["sha256"] if st["subject"] else "nothing"
         raise Refused(f"about another model version (sha256:{subject}), not the candidate {model}")
     try:
