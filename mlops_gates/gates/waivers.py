@@ -20,7 +20,9 @@ from mlops_gates.report.escape import one_line
 
 PREDICATE = "https://mlops-gates.dev/waiver/v1"
 FAILING = (Status.FAIL, Status.INCONCLUSIVE, Status.WAIVED)  # WAIVED: judged again from a record
-SKEW = dt.timedelta(minutes=5)  # clocks of the signer's and the evaluator's machines may differ this much
+SKEW = dt.timedelta(minutes=5)
+MAX_BYTES = 1 << 20  # a signed waiver is a few KB
+NOT_A_FILE = "a regular file of at most 1 MiB"  # clocks of the signer's and the evaluator's machines may differ this much
 
 
 @dataclass(frozen=True)
@@ -251,11 +253,16 @@ def apply(
         files = sorted(pol.waivers.dir.glob("*.json")) if pol.waivers.dir.is_dir() else []
     applied: list[dict[str, Any]] = []
     ignored: list[dict[str, Any]] = []
-    open_checks = {c.label: c for c in failing(results)}
+    open_checks = set(failing(results))  # matched field by field: a label could read two ways
     for path in files:
         try:
+            if not path.is_file() or path.stat().st_size > MAX_BYTES:  # a device, a folder, a huge file
+                ignored.append(
+                    {"file": path.name, "digest": None, "why": f"not a waiver file ({NOT_A_FILE})"}
+                )
+                continue
             w = read(path, pol, model, author, now)
-            if w.check.label not in open_checks:
+            if w.check not in open_checks:
                 why = "already waived" if any(a["check"] == w.check.to_json() for a in applied) else None
                 raise Refused(why or f"this evaluation has no failing check {w.check.label}")
         except Refused as exc:
@@ -263,7 +270,7 @@ def apply(
                 {"file": path.name, "digest": sha256_file(path), "why": one_line(exc.message)[:300]}
             )
             continue
-        del open_checks[w.check.label]
+        open_checks.discard(w.check)
         results = [_waive(g, w) if g.name == w.check.gate else g for g in results]
         applied.append(
             {

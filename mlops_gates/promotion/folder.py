@@ -126,15 +126,25 @@ class FolderStore:
 
         return {"cipher": crypt.CIPHER, **self.key().wrap(dek, crypt.context(model, digest, KEY_FILE))}
 
+    def _wrapped_key(self, vdir: Path) -> dict[str, Any]:
+        try:
+            wrapped = json.loads((vdir / KEY_FILE).read_bytes().decode("utf-8"))
+            if not isinstance(wrapped, dict) or not isinstance(wrapped.get("key"), str):
+                raise ValueError
+        except (OSError, ValueError):
+            raise Tampered("key.json is not what mlops-gates writes", where=str(vdir)) from None
+        return wrapped
+
+    def _held(self, vdir: Path) -> str | None:
+        """The id of the registry key that wraps the version's data key; None for a plain version."""
+        return str(self._wrapped_key(vdir)["key"]) if (vdir / KEY_FILE).exists() else None
+
     def data_key(self, vdir: Path, model: str, digest: str) -> bytes:
         """The version's data key, unwrapped by the registry key (a wrong key is a configuration error)."""
         from mlops_gates.promotion import crypt
 
-        try:
-            wrapped = json.loads((vdir / KEY_FILE).read_bytes().decode("utf-8"))
-            held = wrapped["key"]
-        except (OSError, ValueError, KeyError, TypeError):
-            raise Tampered("key.json is not what mlops-gates writes", where=str(vdir)) from None
+        wrapped = self._wrapped_key(vdir)
+        held = wrapped["key"]
         if held != self.key().id:
             raise GateError(
                 f"the version's data key is wrapped by the registry key {held}, not by {self.key().id}",
@@ -210,6 +220,8 @@ class FolderStore:
         for model in sorted(self.models(set())):
             for digest in self.versions(model):
                 vdir = self._dir(model, digest)
+                if self._held(vdir) == new_key.id:  # done by a rotation that stopped halfway: resumable
+                    continue
                 if (vdir / KEY_FILE).exists():
                     dek = self.data_key(vdir, model, digest)
                     wrapped = {

@@ -225,6 +225,8 @@ def test_invalid_waivers_are_ignored_loudly_and_the_decision_stands(world):
     (world.root / "waivers" / "10-not-json.json").write_text("{not json")
     world.forge("11-future", created=stamp(now + day), expires=stamp(now + 2 * day))
     world.forge("13-no-date", expires="2026-13-45T00:00:00Z")
+    (world.root / "waivers" / "14-device.json").symlink_to("/dev/zero")  # would never finish reading
+    (world.root / "waivers" / "15-folder.json").mkdir()
     # wrong model: a valid waiver for the other model (the same failing check)
     world.evaluate("other")
     world.forge("12-wrong-model")
@@ -233,7 +235,7 @@ def test_invalid_waivers_are_ignored_loudly_and_the_decision_stands(world):
     assert code == 1 and rec["decision"] == "REJECT" and rec["gates"][0]["status"] == "FAIL"
     assert rec["waivers"]["applied"] == []
     why = {i["file"].split("-", 1)[0]: i["why"] for i in rec["waivers"]["ignored"]}
-    assert len(why) == 13, why
+    assert len(why) == 15, why
     assert why["1"].startswith("not signed by a waiver signer the policy trusts")
     assert why["2"].startswith("expired at ")
     assert why["3"] == "carol wrote the change, and may not waive its checks"
@@ -251,6 +253,7 @@ def test_invalid_waivers_are_ignored_loudly_and_the_decision_stands(world):
     assert why["11"].startswith("made in the future")
     assert why["12"].startswith("about another model version (sha256:")
     assert why["13"] == "not a waiver of the expected shape (created, expires: not dates)"
+    assert why["14"] == why["15"] == "not a waiver file (a regular file of at most 1 MiB)"
     for n in why:  # loudly: on the terminal and in the comment
         assert f"warning: waiver {n}-" in err
     report = (world.root / "out" / "report.md").read_text()
