@@ -49,9 +49,14 @@ def compute(
         from mlops_gates.policy import dataset
 
         pol = dataclasses.replace(pol, eval_data=dataset({"path": str(data)}, Path.cwd()))
-    staged = stage(pol)  # when the policy names models: pin them and let them predict
+    from mlops_gates.stats.engines import choose
+
+    beside = bool(pol.models) and choose(engine, pol) == "spark"  # Spark's executors predict beside the data
+    staged = stage(pol, elsewhere=beside)  # when the policy names models: pin them and let them predict
     try:
-        return pol, staged, collect(staged.policy, engine)
+        stats = collect(staged.policy, engine, staged.elsewhere)
+        staged.settle()
+        return pol, staged, stats
     except BaseException:
         staged.cleanup()
         raise

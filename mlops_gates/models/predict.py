@@ -24,7 +24,7 @@ from mlops_gates.data.reader import column_names, iter_batches, require_columns
 from mlops_gates.digest import hash_tree
 from mlops_gates.errors import GateError
 from mlops_gates.models.adapters import load
-from mlops_gates.models.base import Task, model_file
+from mlops_gates.models.base import Adapter, Task, model_file
 from mlops_gates.policy import Dataset, ModelSpec
 
 
@@ -34,16 +34,6 @@ def output_columns(task: Task) -> list[str]:
     if task.kind == "multiclass":
         return [f"score:{c}" for c in task.classes]
     return ["prediction"]
-
-
-def _features(
-    spec: ModelSpec, adapter_features: list[str] | None, names: list[str], exclude: tuple[str, ...]
-) -> list[str]:
-    if spec.features:
-        return list(spec.features)
-    if adapter_features:
-        return adapter_features
-    return [n for n in names if n not in exclude]
 
 
 def predict(
@@ -68,7 +58,7 @@ def predict(
     adapter = load(spec, path, task)
     load_s = time.perf_counter() - t0
     names = column_names(data)
-    features = _features(spec, adapter.features, names, exclude)
+    features = features_of(spec, adapter.features, names, exclude)
     require_columns(data, features, names)
     cols = output_columns(task)
     latencies: list[float] = []
@@ -77,34 +67,67 @@ def predict(
     total = pq.ParquetFile(data.path).metadata.num_rows if data.format == "parquet" else None
     show = sys.stderr.isatty() and (total is None or total > 20 * spec.batch_size)
     for batch in iter_batches(data, features):  # streamed: only the scores stay in memory
-        for start in range(0, batch.num_rows, spec.batch_size):
-            chunk = batch.slice(start, spec.batch_size)
-            t = time.perf_counter()
-            y = adapter.predict(chunk, features)
-            latencies.append((time.perf_counter() - t) * 1000)
-            if len(y) != chunk.num_rows:
-                raise GateError(
-                    f"the model returned {len(y)} rows for {chunk.num_rows}",
-                    where=str(spec.path),
-                    hint="check the model's output",
-                )
-            parts.append(y.reshape(len(y), -1))
-            rows += chunk.num_rows
-            if show:
-                print(
-                    f"\rpredicting {rows:,}" + (f"/{total:,}" if total else "") + " rows",
-                    end="",
-                    file=sys.stderr,
-                )
+        if not batch.num_rows:
+            continue
+        parts.append(score(adapter, batch, features, spec, latencies))
+        rows += batch.num_rows
+        if show:
+            print(
+                f"\rpredicting {rows:,}" + (f"/{total:,}" if total else "") + " rows", end="", file=sys.stderr
+            )
     if show:
         print(file=sys.stderr)
-    if not parts:
+    if not rows:
         raise GateError(
             "has no rows to predict", where=str(data.path), hint="write the evaluation rows to it"
         )
     y = np.concatenate(parts)
     pq.write_table(pa.table({c: pa.array(y[:, i]) for i, c in enumerate(cols)}), out)
-    lat = np.asarray(latencies)
+    found = measures(spec, features, rows, load_s, latencies)
+    if getattr(adapter, "rows", 0):  # a GPU's own batch size, chosen from its free memory
+        found["device_batch_rows"] = adapter.rows  # type: ignore[attr-defined]
+    return found
+
+
+def features_of(
+    spec: ModelSpec, adapter_features: list[str] | None, names: list[str], exclude: tuple[str, ...]
+) -> list[str]:
+    """The columns a model reads: the policy's list, else the model's own, else every column but the label's."""
+    if spec.features:
+        return list(spec.features)
+    if adapter_features:
+        return adapter_features
+    return [n for n in names if n not in exclude]
+
+
+def score(
+    adapter: Adapter, batch: pa.RecordBatch, features: list[str], spec: ModelSpec, latencies: list[float]
+) -> np.ndarray:
+    """One record batch's predictions (rows x outputs), in slices of the model's batch size, each timed."""
+    parts = []
+    step = (
+        batch.num_rows if getattr(adapter, "own_batches", False) else spec.batch_size
+    )  # a GPU sizes its own
+    for start in range(0, batch.num_rows, step):
+        chunk = batch.slice(start, step)
+        t = time.perf_counter()
+        y = adapter.predict(chunk, features)
+        latencies.append((time.perf_counter() - t) * 1000)
+        if len(y) != chunk.num_rows:
+            raise GateError(
+                f"the model returned {len(y)} rows for {chunk.num_rows}",
+                where=str(spec.path),
+                hint="check the model's output",
+            )
+        parts.append(y.reshape(len(y), -1))
+    return np.concatenate(parts) if parts else np.empty((0, 1))
+
+
+def measures(
+    spec: ModelSpec, features: list[str], rows: int, load_s: float, latencies: list[float]
+) -> dict[str, Any]:
+    """What a predict step reports, and the budgets gate judges."""
+    lat = np.asarray(latencies) if latencies else np.zeros(1)
     size = sum(
         p.stat().st_size
         for p in ([spec.path] if spec.path.is_file() else spec.path.rglob("*"))
@@ -112,7 +135,7 @@ def predict(
     )
     return {
         "rows": rows,
-        "batches": len(lat),
+        "batches": len(latencies),
         "batch_size": spec.batch_size,
         "load_seconds": load_s,
         "size_bytes": size,
@@ -127,7 +150,7 @@ def predict(
 class Run:
     """What one model's predict step produced and cost."""
 
-    predictions: Path
+    predictions: Path | None  # None: the predictions stayed where the data lives
     metrics: dict[str, Any]
 
 

@@ -1,5 +1,6 @@
-"""When the policy names models: pin each one, let it predict in its own process, and hand the gates a
-table with the predictions beside the evaluation data, as if the user had written prediction columns."""
+"""When the policy names models: pin each one and let it predict, then hand the gates the evaluation data with
+the predictions beside it, as if the user had written prediction columns. Models predict in a child process
+here, or, with a query engine that runs where the data lives (Spark), on its executors (`Elsewhere`)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,24 @@ from mlops_gates.errors import GateError
 from mlops_gates.models.base import Task
 from mlops_gates.models.pin import Pinned, pin
 from mlops_gates.models.predict import Run, output_columns, run_child
-from mlops_gates.policy import Dataset, ModelColumns, Policy
+from mlops_gates.policy import Dataset, ModelColumns, ModelSpec, Policy
+
+
+@dataclass
+class Elsewhere:
+    """Models a query engine runs beside the data: each role's pinned copy and the columns its scores fill.
+    The engine writes what each predict step measured into `measured`."""
+
+    task: Task
+    exclude: tuple[str, ...]  # columns that are never features (label, weight)
+    models: dict[
+        str, tuple[ModelSpec, Pinned, tuple[str, ...]]
+    ]  # role -> (spec on the pinned copy, pin, columns)
+    measured: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def columns(self) -> set[str]:
+        return {c for _, _, cols in self.models.values() for c in cols}
 
 
 @dataclass
@@ -26,6 +44,12 @@ class Staged:
     pinned: dict[str, Pinned] = field(default_factory=dict)
     runs: dict[str, Run] = field(default_factory=dict)
     workdir: Path | None = None
+    elsewhere: Elsewhere | None = None  # models that predict where the data lives, once its engine runs
+
+    def settle(self) -> None:
+        """Take the runs an engine measured beside the data, once it has run."""
+        if self.elsewhere is not None:
+            self.runs = {r: Run(None, m) for r, m in self.elsewhere.measured.items()}
 
     def record(self) -> dict[str, Any]:
         return {role: {**p.record(), "run": self.runs[role].metrics} for role, p in self.pinned.items()}
@@ -39,7 +63,13 @@ def task_of(policy: Policy) -> Task:
     return Task(policy.task, policy.positive_label, policy.classes)
 
 
-def stage(policy: Policy) -> Staged:
+def prediction_columns(role: str, task: Task) -> tuple[str, ...]:
+    """The columns a role's predictions fill, whoever computes them."""
+    return tuple(f"__{role}_{c}" for c in output_columns(task))
+
+
+def stage(policy: Policy, elsewhere: bool = False) -> Staged:
+    """Pin the policy's models; unless `elsewhere`, let each predict here and join the scores to the data."""
     if not policy.models:
         return Staged(policy)
     workdir = Path(tempfile.mkdtemp(prefix="mlops-gates-"))
@@ -50,32 +80,31 @@ def stage(policy: Policy) -> Staged:
         exclude = (cols.label, *([cols.weight] if cols.weight else []))
         for role, spec in policy.models.items():
             staged.pinned[role] = pin(spec.path, workdir)
-            private = dataclasses.replace(spec, path=staged.pinned[role].path)
-            staged.runs[role] = run_child(
-                role, private, task, policy.eval_data, workdir, exclude, staged.pinned[role].files
+        if elsewhere:
+            staged.elsewhere = Elsewhere(
+                task,
+                exclude,
+                {
+                    role: (
+                        dataclasses.replace(spec, path=staged.pinned[role].path),
+                        staged.pinned[role],
+                        names,
+                    )
+                    for role, spec in policy.models.items()
+                    for names in [prediction_columns(role, task)]
+                },
             )
-        table = read_table(policy.eval_data, column_names(policy.eval_data))
-        columns: dict[str, ModelColumns] = {}
-        for role, run in staged.runs.items():
-            preds = pq.read_table(run.predictions)
-            if preds.num_rows != table.num_rows:
-                raise GateError(
-                    f"the {role} model returned {preds.num_rows} rows for {table.num_rows}",
-                    where=str(policy.eval_data.path),
-                )
-            names = []
-            for c in output_columns(task):
-                name = f"__{role}_{c}"
-                table = table.append_column(name, preds.column(c))
-                names.append(name)
-            columns[role] = (
-                ModelColumns(names[0], ()) if task.kind == "regression" else ModelColumns(None, tuple(names))
-            )
-        merged = workdir / "evaluation+predictions.parquet"
-        pq.write_table(table, merged)
+            data = policy.eval_data
+        else:
+            data = _predict_here(staged, task, exclude)
+        columns = {
+            role: ModelColumns(names[0], ()) if task.kind == "regression" else ModelColumns(None, names)
+            for role in policy.models
+            for names in [prediction_columns(role, task)]
+        }
         staged.policy = dataclasses.replace(
             policy,
-            eval_data=Dataset(merged, "parquet", policy.eval_data.feast, policy.eval_data.origin),
+            eval_data=data,
             columns=dataclasses.replace(
                 cols, candidate=columns["candidate"], baseline=columns.get("baseline", cols.baseline)
             ),
@@ -84,3 +113,28 @@ def stage(policy: Policy) -> Staged:
     except BaseException:
         staged.cleanup()
         raise
+
+
+def _predict_here(staged: Staged, task: Task, exclude: tuple[str, ...]) -> Dataset:
+    """Each model predicts in a child process; the data with the scores beside it, in the work folder."""
+    policy, workdir = staged.policy, staged.workdir
+    assert workdir is not None
+    for role, spec in policy.models.items():
+        private = dataclasses.replace(spec, path=staged.pinned[role].path)
+        staged.runs[role] = run_child(
+            role, private, task, policy.eval_data, workdir, exclude, staged.pinned[role].files
+        )
+    table = read_table(policy.eval_data, column_names(policy.eval_data))
+    for role, run in staged.runs.items():
+        assert run.predictions is not None
+        preds = pq.read_table(run.predictions)
+        if preds.num_rows != table.num_rows:
+            raise GateError(
+                f"the {role} model returned {preds.num_rows} rows for {table.num_rows}",
+                where=str(policy.eval_data.path),
+            )
+        for c, name in zip(output_columns(task), prediction_columns(role, task), strict=True):
+            table = table.append_column(name, preds.column(c))
+    merged = workdir / "evaluation+predictions.parquet"
+    pq.write_table(table, merged)
+    return Dataset(merged, "parquet", policy.eval_data.feast, policy.eval_data.origin)

@@ -17,6 +17,7 @@ from mlops_gates.errors import GateError
 from mlops_gates.models.base import Task
 from mlops_gates.policy import ModelSpec
 
+MAX_DEVICE_ROWS = 1 << 20  # more rows per batch no longer speed a GPU up; the cap bounds host memory
 CPU_GPU_TOLERANCE = 1e-4  # largest difference in a probability between a CPU and a CUDA run, float32
 
 
@@ -98,8 +99,32 @@ class TorchAdapter:
     device: str
     features: list[str] | None = None
 
+    rows: int = 0  # CUDA: rows per device batch, chosen from free device memory at the first call
+
+    @property
+    def own_batches(self) -> bool:
+        """On a GPU the adapter sizes its own batches (from free memory), so callers pass whole record batches."""
+        return self.device.startswith("cuda")
+
     def predict(self, batch: pa.RecordBatch, columns: list[str]) -> np.ndarray:
         where = str(self.spec.path)
+        X = self._matrix(batch, columns, where)
+        try:
+            with self.torch.inference_mode():
+                if self.own_batches:
+                    y = self._cuda(X)
+                else:
+                    y = self.module(self.torch.from_numpy(X)).detach().float().numpy()
+        except Exception as exc:
+            raise GateError(
+                f"the model failed on a batch of {len(X)} rows with {X.shape[1]} features "
+                f"({type(exc).__name__}: {str(exc)[:200]})",
+                where=where,
+                hint="check that features: lists the model's inputs, in order",
+            ) from None
+        return self._shape(y, where)
+
+    def _matrix(self, batch: pa.RecordBatch, columns: list[str], where: str) -> np.ndarray:
         cols = []
         for c in columns:
             arr = batch.column(c)
@@ -119,19 +144,46 @@ class TorchAdapter:
                     f"feature '{c}' has empty or NaN values", where=where, hint="fill them before the gate"
                 )
             cols.append(x)
-        X = self.torch.from_numpy(np.column_stack(cols)).to(self.device)
-        try:
-            with self.torch.inference_mode():
-                out = self.module(X)
-        except Exception as exc:
-            raise GateError(
-                f"the model failed on a batch of {len(X)} rows with {X.shape[1]} features "
-                f"({type(exc).__name__}: {str(exc)[:200]})",
-                where=where,
-                hint="check that features: lists the model's inputs, in order",
-            ) from None
-        y = out.detach().float().cpu().numpy()
-        return self._shape(y, where)
+        return np.column_stack(cols)
+
+    def _cuda(self, X: np.ndarray) -> np.ndarray:
+        """Rows go from pinned host memory on a copy stream, so batch k+1 travels while batch k computes."""
+        torch = self.torch
+        host = torch.from_numpy(X).pin_memory()
+        step = self.rows or self._fit(host)
+        copy, compute = torch.cuda.Stream(self.device), torch.cuda.current_stream(self.device)
+
+        def send(start: int) -> tuple[Any, Any]:
+            with torch.cuda.stream(copy):
+                x = host[start : start + step].to(self.device, non_blocking=True)
+                done = torch.cuda.Event()
+                done.record(copy)
+            return x, done
+
+        outs, nxt = [], send(0)
+        for start in range(0, len(X), step):
+            x, done = nxt
+            compute.wait_event(done)
+            x.record_stream(compute)  # the copy stream's memory is in use on this one until the batch is done
+            if start + step < len(X):
+                nxt = send(start + step)
+            outs.append(self.module(x).float())
+        return torch.cat(outs).cpu().numpy()
+
+    def _fit(self, host: Any) -> int:
+        """Rows per device batch: half the free device memory (the other half holds the batch in flight),
+        divided by what one row of a probe batch took at its peak."""
+        torch, dev = self.torch, self.device
+        probe = host[: min(len(host), 1024)].to(dev)
+        torch.cuda.synchronize(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        before = torch.cuda.memory_allocated(dev)
+        self.module(probe)
+        torch.cuda.synchronize(dev)
+        per_row = max((torch.cuda.max_memory_allocated(dev) - before) / len(probe), 4.0 * host.shape[1])
+        free, _ = torch.cuda.mem_get_info(dev)
+        self.rows = int(max(1024, min(MAX_DEVICE_ROWS, free // 2 // per_row)))
+        return self.rows
 
     def _shape(self, y: np.ndarray, where: str) -> np.ndarray:
         k = {"binary": 1, "multiclass": len(self.task.classes), "regression": 1}[self.task.kind]

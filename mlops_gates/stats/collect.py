@@ -9,7 +9,8 @@ import numpy as np
 
 from mlops_gates.data.reader import column_names, iter_batches, require_columns
 from mlops_gates.digest import sha256_file
-from mlops_gates.errors import DataError
+from mlops_gates.errors import DataError, GateError
+from mlops_gates.models.stage import Elsewhere
 from mlops_gates.policy import Dataset, Policy
 from mlops_gates.stats import engines
 from mlops_gates.stats.encode import Encoder
@@ -105,9 +106,30 @@ def _stream(
     return table, offset
 
 
-def collect(policy: Policy, engine: str = "auto") -> EvalStats:
+def _query(
+    pool: Any, policy: Policy, eng: engines.Engine, enc: Encoder, integrity: Any, local: list[str]
+) -> tuple[CellTable, int]:
+    """The engine's query, beside the stream here that checks the rules and gathers the integrity facts."""
+    ds = policy.eval_data
+    pending = pool.submit(sql.query, policy, eng, enc)
+    try:
+        _stream(
+            ds, list(dict.fromkeys(local + (integrity.columns if integrity else []))), enc, integrity, False
+        )
+    except DataError:
+        pending.cancel()
+        raise
+    try:
+        return sql.tabulate(policy, enc, *pending.result())
+    except engines.Invalid as exc:
+        _stream(ds, local, Encoder(policy, str(ds.path), enc.produced), None, cells=False)  # names the rows
+        raise DataError(str(exc), where=str(ds.path), hint="fix those rows") from None
+
+
+def collect(policy: Policy, engine: str = "auto", elsewhere: Elsewhere | None = None) -> EvalStats:
     """Read the evaluation data once and return every statistic the gates need; a query engine other than
-    Arrow computes the cells where the data lives (integrity facts, which keep per-row hashes, stream here)."""
+    Arrow computes the cells where the data lives (integrity facts, which keep per-row hashes, stream here).
+    `elsewhere`: models whose scores the engine computes beside the data; the stream here checks the rest."""
     from concurrent.futures import ThreadPoolExecutor
 
     from mlops_gates.stats.integrity import IntegrityCollector
@@ -115,29 +137,22 @@ def collect(policy: Policy, engine: str = "auto") -> EvalStats:
     ds = policy.eval_data
     names = column_names(ds)
     wanted = metric_columns(policy)
-    require_columns(ds, wanted, names)
-    enc = Encoder(policy, str(ds.path))
+    produced = elsewhere.columns if elsewhere is not None else set()
+    local = [c for c in wanted if c not in produced]
+    require_columns(ds, local, names)
+    enc = Encoder(policy, str(ds.path), produced)
     integrity = IntegrityCollector.for_policy(policy, names, wanted)
     table: CellTable | None = None
     offset = 0
     engine = engines.choose(engine, policy)
-    eng = engines.engine(engine) if engine != "arrow" else None
+    if produced and engine != "spark":
+        raise GateError("models predict beside the data only on the spark engine", hint="use --engine spark")
+    eng = engines.engine(engine, elsewhere) if engine != "arrow" else None
     # side by side (hashlib and the engines free the GIL): the file's digest, the engine's query, the stream
     with ThreadPoolExecutor(2) as pool:
         first = pool.submit(sha256_file, ds.path)  # the record names exactly the bytes that were judged
         if eng is not None:
-            pending = pool.submit(sql.query, policy, eng, enc)
-            read = list(dict.fromkeys(wanted + (integrity.columns if integrity else [])))
-            try:
-                _stream(ds, read, enc, integrity, cells=False)  # the rules, whatever the engine
-            except DataError:
-                pending.cancel()
-                raise
-            try:
-                table, offset = sql.tabulate(policy, enc, *pending.result())
-            except engines.Invalid as exc:
-                _stream(ds, wanted, Encoder(policy, str(ds.path)), None)  # names the rows and raises
-                raise DataError(str(exc), where=str(ds.path), hint="fix those rows") from None
+            table, offset = _query(pool, policy, eng, enc, integrity, local)
         else:
             read = list(dict.fromkeys(wanted + (integrity.columns if integrity else [])))
             table, offset = _stream(ds, read, enc, integrity)

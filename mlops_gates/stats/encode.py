@@ -61,8 +61,9 @@ def _rows(mask: np.ndarray, offset: int) -> str:
 class Encoder:
     """Per-batch arithmetic for one policy; keeps the codebooks that span batches."""
 
-    def __init__(self, policy: Policy, where: str) -> None:
+    def __init__(self, policy: Policy, where: str, produced: set[str] | None = None) -> None:
         self.p = policy
+        self.produced = produced or set()  # model columns a query engine computes beside the data
         self.where = where
         self.cols = policy.columns
         self.label_book = Codebook()
@@ -251,8 +252,8 @@ class Encoder:
         self.weights(batch, offset)
         for side in ("c", "b"):
             mc = self.cols.candidate if side == "c" else self.cols.baseline
-            if mc is None or side == "b" and self.baseline_empty(batch):
-                continue
+            if mc is None or set(mc.score) & self.produced or side == "b" and self.baseline_empty(batch):
+                continue  # scores computed beside the data are checked where they are computed
             what = "candidate" if side == "c" else "baseline"
             if mc.score:
                 self.scores(batch, mc.score, what, offset)

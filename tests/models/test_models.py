@@ -344,8 +344,32 @@ def test_cuda_predicts_as_the_cpu_does(workspace, fmt):
             spec, Task("binary", 1), Dataset(folder / "eval.parquet", "parquet"), out, expected=pinned.files
         )
         assert metrics["device"] == device
+        if device == "cuda":  # sized from free device memory, not the policy's batch_size
+            assert 1024 <= metrics["device_batch_rows"] <= 1 << 20, metrics
         scores[device] = pq.read_table(out).column("score").to_numpy()
     assert np.abs(scores["cpu"] - scores["cuda"]).max() <= CUDA_TOLERANCE
+
+
+def test_cuda_batches_overlap_transfer_and_compute_without_mixing_rows(workspace):
+    """Many small device batches through the copy stream: every row's score where the CPU puts it."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device here (the CPU build of torch, or no GPU)")
+    from mlops_gates.models.torch_adapter import load_torch
+
+    folder, data = workspace
+    model, X = train_torch(data)
+    path = save_torch(model, X, folder)["torchscript"]
+    batch = pq.read_table(folder / "eval.parquet").to_batches(max_chunksize=10**6)[0]
+    out = {}
+    for device in ("cpu", "cuda"):
+        adapter = load_torch(ModelSpec(path, device=device), path, "torchscript", Task("binary", 1))
+        if device == "cuda":
+            adapter.rows = 128  # 24 device batches in flight one after another
+        out[device] = adapter.predict(batch, FEATURES)
+    assert out["cuda"].shape == out["cpu"].shape == (3000, 1)
+    assert np.abs(out["cpu"] - out["cuda"]).max() <= CUDA_TOLERANCE
 
 
 def test_torch_refusals_and_bad_inputs(workspace, monkeypatch):

@@ -11,6 +11,7 @@ from typing import Protocol
 import pyarrow as pa
 
 from mlops_gates.errors import GateError
+from mlops_gates.models.stage import Elsewhere
 from mlops_gates.policy import Dataset, Policy
 
 NAMES = ("auto", "arrow", "duckdb", "spark")
@@ -49,12 +50,13 @@ def choose(name: str, policy: Policy) -> str:
     return "duckdb" if importlib.util.find_spec("duckdb") else "arrow"
 
 
-def engine(name: str) -> Engine:
-    """The query engine `name` names (not arrow: the streaming pass is not a query engine)."""
+def engine(name: str, elsewhere: Elsewhere | None = None) -> Engine:
+    """The query engine `name` names (not arrow: the streaming pass is not a query engine); `elsewhere`: models
+    that predict beside the data, which only Spark runs."""
     if name == "duckdb":
         from mlops_gates.stats.engines.duckdb_engine import DuckDB
 
         return DuckDB()
     from mlops_gates.stats.engines.spark_engine import Spark
 
-    return Spark()
+    return Spark(elsewhere)

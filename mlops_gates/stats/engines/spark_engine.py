@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -10,15 +12,18 @@ from typing import Any
 import pyarrow as pa
 
 from mlops_gates.errors import GateError
+from mlops_gates.models.stage import Elsewhere
 from mlops_gates.policy import Dataset
 
 
 class Spark:
-    """Apache Spark (local mode here; a cluster's session where one is configured)."""
+    """Apache Spark (local mode here; a cluster's session where one is configured). With `elsewhere`, the
+    policy's models predict on the executors, and their measurements land in it once the query has run."""
 
     name = "spark"
 
-    def __init__(self) -> None:
+    def __init__(self, elsewhere: Elsewhere | None = None) -> None:
+        self.elsewhere = elsewhere
         try:
             with _quiet():
                 from pyspark.sql import SparkSession
@@ -27,6 +32,8 @@ class Spark:
                 "the spark engine needs pyspark (and Java 17 or later)",
                 hint="pip install 'mlops-gates[spark]', or use --engine duckdb",
             ) from None
+        # local mode: Python workers run this interpreter (and so this mlops-gates and its dependencies)
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         with _quiet():
             self.spark = (
                 SparkSession.builder.appName("mlops-gates")
@@ -45,10 +52,17 @@ class Spark:
         r = self.spark.read
         path = str(ds.path)
         if ds.format == "parquet":
-            return r.parquet(path)
-        if ds.format == "csv":
-            return r.option("header", True).option("inferSchema", True).csv(path)
-        return r.json(path)
+            frame = r.parquet(path)
+        elif ds.format == "csv":
+            frame = r.option("header", True).option("inferSchema", True).csv(path)
+        else:
+            frame = r.json(path)
+        if self.elsewhere is None:
+            return frame
+        from mlops_gates.stats.engines.spark_predict import with_predictions
+
+        frame, self._measured = with_predictions(self.spark, frame, self.elsewhere)
+        return frame
 
     def types(self, ds: Dataset) -> dict[str, str]:
         with _quiet():
@@ -57,7 +71,18 @@ class Spark:
     def query(self, ds: Dataset, sql: Callable[[str], str]) -> pa.Table:
         with _quiet():
             self.frame(ds).createOrReplaceTempView("mlops_gates_src")
-            return self.spark.sql(sql("mlops_gates_src")).toArrow()
+            if self.elsewhere is None:
+                return self.spark.sql(sql("mlops_gates_src")).toArrow()
+            from mlops_gates.stats.engines.spark_predict import failure, summary
+
+            try:
+                out = self.spark.sql(sql("mlops_gates_src")).toArrow()
+            except (
+                Exception
+            ) as exc:  # a model's failure on an executor, or a lost one: never a partial result
+                raise failure(exc) from None
+            self.elsewhere.measured.update(summary(self._measured.value, self.elsewhere))
+            return out
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import pyarrow as pa
 
-from mlops_gates.errors import DataError
+from mlops_gates.errors import DataError, GateError
 from mlops_gates.policy import ModelColumns, Policy
 from mlops_gates.stats.encode import Encoder
 from mlops_gates.stats.engines import Engine, Invalid
@@ -181,7 +181,7 @@ def query(policy: Policy, eng: Engine, enc: Encoder) -> tuple[pa.Table, _Sql]:
     try:
         sql = _Sql(enc, _kinds(eng.types(ds)), eng.quote)
         return eng.query(ds, sql.build), sql
-    except Invalid:
+    except (Invalid, GateError):  # GateError: a model that predicts beside the data failed
         raise
     except Exception as exc:  # the engine could not read or cast a value: the streaming pass says which
         raise Invalid(f"{eng.name} could not compute the statistics: {str(exc).splitlines()[0]}") from None
