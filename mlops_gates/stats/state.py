@@ -15,6 +15,7 @@ from mlops_gates.errors import GateError, read_json
 from mlops_gates.policy import Policy
 from mlops_gates.stats.collect import EvalStats, canonical_strata
 from mlops_gates.stats.integrity import Drift, IntegrityStats
+from mlops_gates.stats.row_hashes import RowHashes
 from mlops_gates.stats.table import CellTable
 
 FORMAT = "mlops-gates-stats/1"
@@ -56,14 +57,15 @@ def to_state(stats: EvalStats, policy: Policy, data_path: Path) -> dict[str, Any
     }
     i = stats.integrity
     if i is not None:
+        hashes = i.hashes.arrays()
         out["integrity"] = {
             "rows": i.rows,
             "features": i.features,
             "missing": i.missing,
             "violations": i.violations,
             "leakage": i.leakage,
-            "feature_hashes": _arr(i.feature_hashes),
-            "labels": _arr(i.labels),
+            "feature_hashes": _arr(hashes[0]),
+            "labels": _arr(hashes[1]),
             "drift": {
                 name: {
                     "kind": d.kind,
@@ -156,8 +158,10 @@ def _integrity(states: list[dict[str, Any]]) -> IntegrityStats | None:
         list(violations.values()),
         None if any(v is None for v in leak) else sum(leak),
         drift,
-        np.concatenate([_unarr(p["feature_hashes"]) for p in parts]),
-        np.concatenate([_unarr(p["labels"]) for p in parts]),
+        RowHashes.of(
+            np.concatenate([_unarr(p["feature_hashes"]) for p in parts]),
+            np.concatenate([_unarr(p["labels"]) for p in parts]),
+        ),
     )
 
 

@@ -9,6 +9,7 @@ import pytest
 from scipy import stats as sps
 
 from mlops_gates.evaluation import run
+from mlops_gates.stats import integrity, row_hashes
 from mlops_gates.stats.drift import chi2_p, js, ks, psi
 from tests.conftest import write_policy
 
@@ -77,7 +78,14 @@ def _write(tmp_path, train, ev, gate):
     return out, {(m["metric"], m["scope"]): m for m in out.record["gates"][0]["metrics"]}
 
 
-def test_duplicates_conflicts_leakage_missing_counted(tmp_path):
+@pytest.mark.parametrize("held", [None, 64], ids=["in-memory", "spilled-to-disk"])
+def test_duplicates_conflicts_leakage_missing_counted(tmp_path, monkeypatch, held):
+    """The same counts whether the row hashes stay in memory or spill to disk in buckets (past 64 rows here)."""
+    if held:
+        monkeypatch.setattr(row_hashes, "HELD_ROWS", held)
+        spilled = []
+        spill = row_hashes.RowHashes._spill
+        monkeypatch.setattr(row_hashes.RowHashes, "_spill", lambda self: (spilled.append(1), spill(self))[1])
     train, ev = _case(tmp_path)
     ev["age"][:5] = ev["age"][100:105]  # rows 0-4 copy features of rows 100-104 ...
     ev["city"][:5] = ev["city"][100:105]
@@ -123,6 +131,8 @@ def test_duplicates_conflicts_leakage_missing_counted(tmp_path):
         and m[("missing_rate", "age")]["status"] == "FAIL"
     )
     assert out.decision.verdict == "REJECT"
+    if held:
+        assert spilled  # the counts above came from buckets on disk
 
 
 def test_contract_violations_named(tmp_path):
@@ -185,3 +195,27 @@ def test_contract_rules_that_cannot_apply_are_violations(tmp_path):
     assert "are not double values" in m[("contract_violations", "age: allowed")]["note"]
     assert m[("contract_violations", "city: range")]["status"] == "FAIL"
     assert "min/max need numbers" in m[("contract_violations", "city: range")]["note"]
+
+
+def test_spilled_buckets_count_as_memory_does_and_are_removed():
+    """Random hashes with planted repeats and conflicts: buckets on disk give the counts one array gives."""
+    import gc
+
+    rng = np.random.default_rng(1)
+    fh = rng.integers(0, 2**63, 50_000, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    fh[:3000] = fh[10_000:13_000]  # repeated features
+    y = rng.integers(0, 2, 50_000).astype(np.uint8)
+    whole = row_hashes.RowHashes.of(fh, y)
+    parts = row_hashes.RowHashes(held_rows=7_000)
+    for start in range(0, len(fh), 5_000):
+        parts.add(fh[start : start + 5_000], y[start : start + 5_000])
+    folder = parts.folder
+    assert folder is not None and len(list(folder.iterdir())) == 2 * row_hashes.BUCKETS
+    assert len(list(parts.parts())) == row_hashes.BUCKETS
+    a = integrity.IntegrityStats(50_000, [], {}, [], None, {}, whole)
+    b = integrity.IntegrityStats(50_000, [], {}, [], None, {}, parts)
+    assert a.duplicates == b.duplicates > 0 and a.conflicts == b.conflicts > 0
+    assert sorted(parts.arrays()[0]) == sorted(fh)
+    del a, b, parts
+    gc.collect()
+    assert not folder.exists()
