@@ -45,7 +45,9 @@ class _Sql:
         self.keys: list[str] = []  # outer GROUP BY
         self.sums: list[str] = []  # outer aggregates
         self.flags: list[tuple[str, str]] = []  # (side, condition) that makes a row invalid: one bit each
-        self.small: list[tuple[str, int]] = []  # integer keys in [0, most] (name, most), packed into one BIGINT
+        self.small: list[
+            tuple[str, int]
+        ] = []  # integer keys in [0, most] (name, most), packed into one BIGINT
         self.layout: list[tuple[str, int, int]] = []  # (name, shift, most) of each key packed into `pk`
 
     def _isnull(self, col: str) -> str:
