@@ -105,9 +105,8 @@ def score(
 ) -> np.ndarray:
     """One record batch's predictions (rows x outputs), in slices of the model's batch size, each timed."""
     parts = []
-    step = (
-        batch.num_rows if getattr(adapter, "own_batches", False) else spec.batch_size
-    )  # a GPU sizes its own
+    own = getattr(adapter, "own_batches", False)  # a GPU adapter sizes its batches from its free memory
+    step = batch.num_rows if own else spec.batch_size
     for start in range(0, batch.num_rows, step):
         chunk = batch.slice(start, step)
         t = time.perf_counter()

@@ -20,6 +20,8 @@ from mlops_gates.models.pin import Pinned, pin
 from mlops_gates.models.predict import Run, output_columns, run_child
 from mlops_gates.policy import Dataset, ModelColumns, ModelSpec, Policy
 
+Beside = tuple[ModelSpec, Pinned, tuple[str, ...]]
+
 
 @dataclass
 class Elsewhere:
@@ -28,9 +30,7 @@ class Elsewhere:
 
     task: Task
     exclude: tuple[str, ...]  # columns that are never features (label, weight)
-    models: dict[
-        str, tuple[ModelSpec, Pinned, tuple[str, ...]]
-    ]  # role -> (spec on the pinned copy, pin, columns)
+    models: dict[str, Beside]  # role -> its spec (on the pinned copy), pin and columns
     measured: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
@@ -80,27 +80,23 @@ def stage(policy: Policy, elsewhere: bool = False) -> Staged:
         exclude = (cols.label, *([cols.weight] if cols.weight else []))
         for role, spec in policy.models.items():
             staged.pinned[role] = pin(spec.path, workdir)
+        names = {role: prediction_columns(role, task) for role in policy.models}
         if elsewhere:
-            staged.elsewhere = Elsewhere(
-                task,
-                exclude,
-                {
-                    role: (
-                        dataclasses.replace(spec, path=staged.pinned[role].path),
-                        staged.pinned[role],
-                        names,
-                    )
-                    for role, spec in policy.models.items()
-                    for names in [prediction_columns(role, task)]
-                },
-            )
+            beside = {
+                role: (
+                    dataclasses.replace(spec, path=staged.pinned[role].path),
+                    staged.pinned[role],
+                    names[role],
+                )
+                for role, spec in policy.models.items()
+            }
+            staged.elsewhere = Elsewhere(task, exclude, beside)
             data = policy.eval_data
         else:
             data = _predict_here(staged, task, exclude)
         columns = {
-            role: ModelColumns(names[0], ()) if task.kind == "regression" else ModelColumns(None, names)
-            for role in policy.models
-            for names in [prediction_columns(role, task)]
+            role: ModelColumns(cs[0], ()) if task.kind == "regression" else ModelColumns(None, cs)
+            for role, cs in names.items()
         }
         staged.policy = dataclasses.replace(
             policy,
