@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mlops_gates.data.reader import column_names, iter_batches, require_columns
 from mlops_gates.digest import sha256_file
 from mlops_gates.errors import DataError, GateError
-from mlops_gates.models.stage import Elsewhere
 from mlops_gates.policy import Dataset, Policy
 from mlops_gates.stats import engines
 from mlops_gates.stats.encode import Encoder
 from mlops_gates.stats.engines import sql
 from mlops_gates.stats.table import CellTable
+
+if TYPE_CHECKING:  # the models' staging is imported only where models run
+    from mlops_gates.models.stage import Elsewhere
 
 
 @dataclass

@@ -6,13 +6,15 @@ exactly, sums up to the order of floating-point addition. Each engine is one mod
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
 
 from mlops_gates.errors import GateError
-from mlops_gates.models.stage import Elsewhere
 from mlops_gates.policy import Dataset, Policy
+
+if TYPE_CHECKING:  # the models' staging is imported only where models run
+    from mlops_gates.models.stage import Elsewhere
 
 NAMES = ("auto", "arrow", "duckdb", "spark")
 

@@ -7,13 +7,15 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from mlops_gates.errors import GateError
-from mlops_gates.models.stage import Elsewhere
 from mlops_gates.policy import Dataset
+
+if TYPE_CHECKING:  # the models' staging is imported only where models run
+    from mlops_gates.models.stage import Elsewhere
 
 
 class Spark:
@@ -77,10 +79,10 @@ class Spark:
 
             try:
                 out = self.spark.sql(sql("mlops_gates_src")).toArrow()
-            except (
-                Exception
-            ) as exc:  # a model's failure on an executor, or a lost one: never a partial result
-                raise failure(exc) from None
+            except Exception as exc:
+                raise failure(
+                    exc
+                ) from None  # a model's failure on an executor, or a lost one: no partial result
             self.elsewhere.measured.update(summary(self._measured.value, self.elsewhere))
             return out
 
